@@ -1,0 +1,17 @@
+/** The guest agent (interface.md §8): what software inside the guest sees. */
+import type { Expr } from './defs.js';
+
+export const agentSchema: readonly Expr[] = [
+  { command: 'guest-ping', monitors: ['agent'] },
+  { struct: 'GuestAgentCommandInfo', data: { name: 'str', enabled: 'bool', 'success-response': 'bool' } },
+  { struct: 'GuestAgentInfo', data: { version: 'str', supported_commands: ['GuestAgentCommandInfo'] } },
+  { command: 'guest-info', returns: 'GuestAgentInfo', monitors: ['agent'] },
+  { struct: 'GuestMemoryData', data: { data: 'str' } },
+  { command: 'guest-memory-read', data: { gpa: 'uint64', size: 'uint32' }, returns: 'GuestMemoryData', monitors: ['agent'] },
+  { command: 'guest-memory-write', data: { gpa: 'uint64', data: 'str' }, monitors: ['agent'] },
+  {
+    command: 'guest-set-memory-attributes',
+    data: { gpa: 'uint64', size: 'uint64', private: 'bool' },
+    monitors: ['agent'],
+  },
+];

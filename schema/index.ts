@@ -1,0 +1,17 @@
+/** The whole QMP schema, in definition order (introspection numbering follows it). */
+import type { Expr } from './defs.js';
+import { monitorSchema } from './monitor.js';
+import { runStateSchema } from './run-state.js';
+import { controlSchema } from './control.js';
+import { agentSchema } from './agent.js';
+import { introspectSchema } from './introspect.js';
+
+export const schema: readonly Expr[] = [
+  ...monitorSchema,
+  ...runStateSchema,
+  ...controlSchema,
+  ...agentSchema,
+  ...introspectSchema,
+];
+
+export * from './defs.js';

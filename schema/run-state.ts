@@ -1,0 +1,52 @@
+/** A guest's run state and machine commands (qapi/run-state.json, qapi/machine.json, qapi/misc.json). */
+import type { Expr } from './defs.js';
+
+export const runStateSchema: readonly Expr[] = [
+  {
+    enum: 'RunState',
+    data: ['debug', 'inmigrate', 'internal-error', 'io-error', 'paused', 'postmigrate', 'prelaunch',
+      'finish-migrate', 'restore-vm', 'running', 'save-vm', 'shutdown', 'suspended', 'watchdog',
+      'guest-panicked', 'colo'],
+  },
+  {
+    enum: 'ShutdownCause',
+    data: ['none', 'host-error', 'host-qmp-quit', 'host-qmp-system-reset', 'host-signal', 'host-ui',
+      'guest-shutdown', 'guest-reset', 'guest-panic', 'subsystem-reset', 'snapshot-load'],
+  },
+  {
+    struct: 'StatusInfo',
+    data: {
+      running: 'bool',
+      '*singlestep': { type: 'bool', before: '9.0.0', features: ['deprecated'] },
+      status: 'RunState',
+    },
+  },
+  { command: 'query-status', returns: 'StatusInfo', monitors: ['guest'] },
+  { event: 'SHUTDOWN', data: { guest: 'bool', reason: 'ShutdownCause' }, monitors: ['guest'] },
+  { event: 'POWERDOWN', monitors: ['guest'] },
+  { event: 'RESET', data: { guest: 'bool', reason: 'ShutdownCause' }, monitors: ['guest'] },
+  { event: 'STOP', monitors: ['guest'] },
+  { event: 'RESUME', monitors: ['guest'] },
+  { struct: 'NameInfo', data: { '*name': 'str' } },
+  { command: 'query-name', returns: 'NameInfo', monitors: ['guest'] },
+  { struct: 'UuidInfo', data: { UUID: 'str' } },
+  { command: 'query-uuid', returns: 'UuidInfo', monitors: ['guest'] },
+  { struct: 'KvmInfo', data: { enabled: 'bool', present: 'bool' } },
+  { command: 'query-kvm', returns: 'KvmInfo', monitors: ['guest'] },
+  { command: 'stop', monitors: ['guest'] },
+  { command: 'cont', monitors: ['guest'] },
+  { command: 'system_reset', monitors: ['guest'] },
+  { command: 'system_powerdown', monitors: ['guest'] },
+  {
+    command: 'human-monitor-command',
+    data: { 'command-line': 'str', '*cpu-index': 'int' },
+    returns: 'str',
+    monitors: ['guest'],
+  },
+  {
+    command: 'memsave',
+    data: { val: 'int', size: 'int', filename: 'str', '*cpu-index': 'int' },
+    monitors: ['guest'],
+  },
+  { command: 'pmemsave', data: { val: 'int', size: 'int', filename: 'str' }, monitors: ['guest'] },
+];

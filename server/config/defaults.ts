@@ -1,0 +1,52 @@
+/** The embedded default configuration (interface.md §2): what `npm start` runs with. */
+export interface PlatformConfig {
+  generation: 'naples' | 'rome' | 'milan' | 'genoa' | 'turin';
+  apiMajor: number;
+  apiMinor: number;
+  build: number;
+  cbitpos: number;
+  reducedPhysBits: number;
+  maxGuests: number;
+  minSevAsid: number;
+  seed: string | null;
+}
+
+export interface WebSocketConfig {
+  host: string;
+  port: number;
+  token: string | null;
+  allowedOrigins: string[];
+}
+
+export interface LimitsConfig {
+  maxPendingCommands: number;
+  maxConsecutiveErrors: number;
+  maxMessageBytes: number;
+}
+
+export interface SevdConfig {
+  runDir: string;
+  stateDir: string;
+  qemuVersion: string;
+  socketMode: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  websocket: WebSocketConfig | false;
+  platform: PlatformConfig;
+  limits: LimitsConfig;
+  guests: Record<string, unknown>[];
+}
+
+export const DEFAULT_CONFIG: SevdConfig = {
+  runDir: './run',
+  stateDir: './state',
+  qemuVersion: '9.2.0',
+  socketMode: 0o600,
+  logLevel: 'info',
+  websocket: { host: '127.0.0.1', port: 4445, token: null, allowedOrigins: [] },
+  platform: {
+    generation: 'milan', apiMajor: 1, apiMinor: 55, build: 21,
+    cbitpos: 51, reducedPhysBits: 1, maxGuests: 509, minSevAsid: 1, seed: null,
+  },
+  limits: { maxPendingCommands: 64, maxConsecutiveErrors: 1000, maxMessageBytes: 64 * 1024 * 1024 },
+  guests: [{ name: 'demo', memory: '512M', paused: true, 'sev-guest': { policy: 1 } }],
+};

@@ -1,0 +1,33 @@
+/** Handlers of the control monitor (interface.md §5). */
+import type { Handler } from '../dispatch/dispatcher.js';
+import { commonHandlers, type SessionContext } from '../dispatch/common-commands.js';
+import type { GuestRegistry } from './registry.js';
+
+export interface ControlContext extends SessionContext {
+  registry: GuestRegistry;
+  requestShutdown(reason: 'host-qmp-quit'): void;
+}
+
+export function controlHandlers(): Record<string, Handler<ControlContext>> {
+  return {
+    ...commonHandlers<ControlContext>(),
+    quit: (_a, ctx) => {
+      setImmediate(() => ctx.requestShutdown('host-qmp-quit'));
+    },
+    'guest-add': async (args, { registry }) => {
+      await registry.add(args);
+    },
+    'guest-del': async (args, { registry }) => {
+      await registry.del(args['name'] as string);
+    },
+    'query-guests': (_a, { registry }) =>
+      registry.list().map((vm) => ({
+        name: vm.name,
+        status: vm.guest.runState,
+        running: vm.guest.running,
+        'sev-state': null,
+        'qmp-path': vm.qmpPath,
+        'qga-path': vm.qgaPath,
+      })),
+  };
+}

@@ -1,0 +1,125 @@
+/**
+ * The daemon: the control monitor and its socket, the WebSocket listener, the guest
+ * registry, start-up from the config and an orderly shutdown.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { schema } from '../../schema/index.js';
+import { compiledSchema } from '../dispatch/compiled-schema.js';
+import { Dispatcher } from '../dispatch/dispatcher.js';
+import { parseVersion } from '../dispatch/version.js';
+import { Monitor } from '../qmp/monitor.js';
+import { fromPlain } from '../qmp/json/qobject.js';
+import { InputVisitor } from '../dispatch/input-visitor.js';
+import { QmpError } from '../qmp/errors.js';
+import { UnixListener } from '../transport/unix-socket.js';
+import { WebSocketListener } from '../transport/websocket.js';
+import { ConfigError } from '../config/config.js';
+import type { SevdConfig } from '../config/defaults.js';
+import { controlHandlers, type ControlContext } from './control-commands.js';
+import { GuestRegistry } from './registry.js';
+import { SpecError } from './guest-spec.js';
+import type { HostContext } from './host.js';
+
+export const SEVD_VERSION = '0.1.0';
+
+export class Daemon {
+  readonly host: HostContext;
+  readonly registry: GuestRegistry;
+  readonly control: Monitor<ControlContext>;
+  readonly controlPath: string;
+  private controlListener?: UnixListener;
+  private ws?: WebSocketListener;
+  wsUrl: string | null = null;
+  private stopping?: Promise<void>;
+  /** Resolves once the daemon has shut down (quit, signal). */
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+
+  constructor(config: SevdConfig, private readonly log: Logger, private readonly source = 'embedded default') {
+    config = { ...config, runDir: resolve(config.runDir), stateDir: resolve(config.stateDir) };
+    const version = parseVersion(config.qemuVersion);
+    this.host = {
+      config,
+      version,
+      packageName: `sevd ${SEVD_VERSION}`,
+      sessionLimits: {
+        maxPendingCommands: config.limits.maxPendingCommands,
+        maxConsecutiveErrors: config.limits.maxConsecutiveErrors,
+        maxTokenBytes: config.limits.maxMessageBytes,
+      },
+    };
+    this.registry = new GuestRegistry(this.host);
+    this.controlPath = join(config.runDir, 'sevd.qmp');
+    this.control = new Monitor({
+      kind: 'control',
+      dispatcher: new Dispatcher(compiledSchema(schema, 'control', version), controlHandlers()),
+      context: { registry: this.registry, requestShutdown: (r) => void this.shutdown(r) },
+      version,
+      packageName: this.host.packageName,
+      limits: this.host.sessionLimits,
+    });
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.host;
+    await mkdir(config.runDir, { recursive: true, mode: 0o700 });
+    await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+    await this.startGuests();
+    if (config.websocket) {
+      const ws = config.websocket;
+      this.ws = new WebSocketListener({
+        host: ws.host,
+        port: ws.port,
+        token: ws.token,
+        allowedOrigins: ws.allowedOrigins,
+        route: (path) => this.route(path),
+      });
+      this.wsUrl = await this.ws.listen();
+    }
+    // Ready means the control socket accepts connections: it comes up last.
+    this.controlListener = await UnixListener.listen(this.controlPath, this.control, { mode: config.socketMode });
+    this.log.info(
+      { control: this.controlPath, guests: this.registry.list().map((v) => ({ name: v.name, qmp: v.qmpPath, qga: v.qgaPath })), websocket: this.wsUrl },
+      'sevd ready',
+    );
+  }
+
+  /** Guests from the config: checked like guest-add; a bad one is a config error. */
+  private async startGuests(): Promise<void> {
+    const specType = this.control.dispatcher.schema.resolve('GuestSpec');
+    for (const [i, raw] of this.host.config.guests.entries()) {
+      try {
+        const args = new InputVisitor().visitArguments(specType, fromPlain(raw) as Map<string, never>);
+        await this.registry.add(args);
+      } catch (e) {
+        await this.registry.delAll('host-signal');
+        if (e instanceof SpecError) throw new ConfigError(`sevd: ${this.source}: $.guests[${i}].${e.member}: ${e.desc}`);
+        if (e instanceof QmpError) throw new ConfigError(`sevd: ${this.source}: $.guests[${i}]: ${e.desc}`);
+        throw e;
+      }
+    }
+  }
+
+  private route(path: string): { monitor: Monitor<any>; agent: boolean } | undefined {
+    if (path === '/qmp') return { monitor: this.control, agent: false };
+    const m = /^\/(qmp|qga)\/([^/]+)$/.exec(path);
+    const vm = m ? this.registry.get(m[2]!) : undefined;
+    if (!vm) return undefined;
+    return m![1] === 'qmp' ? { monitor: vm.guest.monitor, agent: false } : { monitor: vm.guest.agent, agent: true };
+  }
+
+  /** SIGTERM/SIGINT/quit: stop accepting, SHUTDOWN to guests, remove sockets. */
+  shutdown(reason: 'host-qmp-quit' | 'host-signal'): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log.info({ reason }, 'sevd shutting down');
+      await this.controlListener?.close();
+      await this.ws?.close();
+      await this.registry.delAll(reason === 'host-qmp-quit' ? 'host-signal' : reason);
+      this.resolveDone();
+    })();
+    return this.stopping;
+  }
+}

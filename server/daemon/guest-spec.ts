@@ -1,0 +1,99 @@
+/**
+ * GUEST_SPEC (interface.md §3) after the QAPI visitor: the checks that are not about
+ * JSON types (name, memory size, files), turning the spec into a GuestConfig.
+ */
+import { readFile } from 'node:fs/promises';
+import { QmpError } from '../qmp/errors.js';
+import { GUEST_NAME_PATTERN } from '../../schema/control.js';
+import { parseMemorySize } from '../guest/layout.js';
+import { builtinFirmware } from '../guest/builtin-firmware.js';
+import { strerror } from '../guest/strerror.js';
+import type { GuestConfig } from '../guest/guest.js';
+import type { Args } from '../dispatch/dispatcher.js';
+
+const NAME_RE = new RegExp(GUEST_NAME_PATTERN);
+const DEFAULT_MEMORY = 512 * 1024 * 1024;
+/** Flash images larger than this would overlap the PCI hole below 4 GiB. */
+const MAX_FIRMWARE = 64 * 1024 * 1024;
+
+export interface SevGuestSpec {
+  policy: number;
+  handle: number;
+  dhCertFile: string | null;
+  sessionFile: string | null;
+  cbitpos: number | null;
+  reducedPhysBits: number | null;
+  kernelHashes: boolean;
+}
+
+export interface NormalizedSpec {
+  config: GuestConfig;
+  sev: SevGuestSpec | null;
+}
+
+/** A spec error names the member it is about (used for config-file paths). */
+export class SpecError extends QmpError {
+  constructor(readonly member: string, desc: string) {
+    super('GenericError', desc);
+  }
+}
+
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+
+export async function normalizeGuestSpec(a: Args): Promise<NormalizedSpec> {
+  const name = a['name'] as string;
+  if (!NAME_RE.test(name)) {
+    throw new SpecError('name', `Invalid guest name '${name}': use 1 to 64 of A-Z a-z 0-9 _ . -`);
+  }
+  let memoryBytes = DEFAULT_MEMORY;
+  if (a['memory'] !== undefined) {
+    const m = parseMemorySize(a['memory'] as string | number);
+    if (m === undefined || m % 4096 !== 0) {
+      throw new SpecError('memory', `Invalid memory size '${String(a['memory'])}': expected bytes (a multiple of 4096) or a number with suffix K, M or G`);
+    }
+    memoryBytes = m;
+  }
+  const firmwarePath = str(a['firmware']);
+  let firmware: Buffer;
+  if (firmwarePath === null) firmware = builtinFirmware();
+  else {
+    try {
+      firmware = await readFile(firmwarePath);
+    } catch (e) {
+      throw new SpecError('firmware', `Could not load firmware '${firmwarePath}': ${strerror(e)}`);
+    }
+    if (firmware.length === 0 || firmware.length % 4096 !== 0 || firmware.length > MAX_FIRMWARE) {
+      throw new SpecError('firmware', `Firmware image '${firmwarePath}' must be a non-empty multiple of 4 KiB up to 64 MiB (it has ${firmware.length} bytes)`);
+    }
+  }
+  const incoming = str(a['incoming']);
+  if (incoming !== null && !/^(tcp:|unix:|file:|defer$)/.test(incoming)) {
+    throw new SpecError('incoming', `Invalid incoming URI '${incoming}': expected tcp:HOST:PORT, unix:PATH, file:PATH or defer`);
+  }
+  const sevArgs = a['sev-guest'] as Args | undefined;
+  const sev: SevGuestSpec | null = sevArgs
+    ? {
+        policy: (sevArgs['policy'] as number | undefined) ?? 1,
+        handle: (sevArgs['handle'] as number | undefined) ?? 0,
+        dhCertFile: str(sevArgs['dh-cert-file']),
+        sessionFile: str(sevArgs['session-file']),
+        cbitpos: (sevArgs['cbitpos'] as number | undefined) ?? null,
+        reducedPhysBits: (sevArgs['reduced-phys-bits'] as number | undefined) ?? null,
+        kernelHashes: sevArgs['kernel-hashes'] === true,
+      }
+    : null;
+  return {
+    config: {
+      name,
+      memoryBytes,
+      firmware,
+      firmwarePath,
+      kernel: str(a['kernel']),
+      initrd: str(a['initrd']),
+      append: str(a['append']),
+      paused: a['paused'] === true,
+      incoming,
+    },
+    sev,
+  };
+}

@@ -1,0 +1,11 @@
+/** What every VM needs from the daemon that hosts it. */
+import type { SevdConfig } from '../config/defaults.js';
+import type { Version } from '../dispatch/version.js';
+import type { SessionLimits } from '../qmp/session.js';
+
+export interface HostContext {
+  config: SevdConfig;
+  version: Version;
+  packageName: string;
+  sessionLimits: SessionLimits;
+}

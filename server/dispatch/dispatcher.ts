@@ -1,0 +1,63 @@
+/**
+ * Dispatch: one command table per monitor kind, built from the compiled schema and a
+ * handler per command. Arguments go through the QAPI input visitor before a handler
+ * sees them; results are put into schema order on the way out.
+ */
+import type { QDict } from '../qmp/json/qobject.js';
+import type { OutValue } from '../qmp/json/writer.js';
+import { InputVisitor, type Native } from './input-visitor.js';
+import { shapeOutput } from './output-shaper.js';
+import { introspect } from './introspect.js';
+import { atLeast } from './version.js';
+import type { CompiledSchema, RCommand } from './compiled-schema.js';
+
+export type Args = { [k: string]: Native };
+export type HandlerResult = OutValue | undefined | void;
+export type Handler<C> = (args: Args, ctx: C) => HandlerResult | Promise<HandlerResult>;
+
+export class Dispatcher<C> {
+  private readonly table = new Map<string, { cmd: RCommand; handler: Handler<C> }>();
+  private schemaCache: OutValue[] | undefined;
+  private readonly visitorOpts;
+
+  constructor(readonly schema: CompiledSchema, handlers: Readonly<Record<string, Handler<C>>>) {
+    for (const [name, cmd] of schema.commands) {
+      const handler = handlers[name];
+      if (!handler) throw new Error(`sevd bug: no handler for ${schema.monitor} command ${name}`);
+      this.table.set(name, { cmd, handler });
+    }
+    for (const name of Object.keys(handlers)) {
+      if (!schema.commands.has(name)) throw new Error(`sevd bug: handler for ${name} is not in the ${schema.monitor} schema`);
+    }
+    this.visitorOpts = { legacyEnumErrors: !atLeast(schema.version, '6.2.0') };
+  }
+
+  lookup(name: string): RCommand | undefined {
+    return this.table.get(name)?.cmd;
+  }
+
+  /** Command names as query-commands lists them (QEMU prepends, so newest first). */
+  commandNames(): string[] {
+    return [...this.table.keys()].reverse();
+  }
+
+  introspection(): OutValue[] {
+    this.schemaCache ??= introspect(this.schema);
+    return this.schemaCache;
+  }
+
+  /** Validates, runs, shapes. Synchronous handlers stay synchronous (the fast path). */
+  run(name: string, rawArgs: QDict, ctx: C): OutValue | Promise<OutValue> {
+    const entry = this.table.get(name);
+    if (!entry) throw new Error(`sevd bug: dispatch of unknown command ${name}`);
+    const args = new InputVisitor(this.visitorOpts).visitArguments(entry.cmd.args, rawArgs);
+    const result = entry.handler(args, ctx);
+    if (result instanceof Promise) return result.then((r) => this.shape(entry.cmd, r));
+    return this.shape(entry.cmd, result);
+  }
+
+  private shape(cmd: RCommand, r: HandlerResult): OutValue {
+    if (!cmd.returns) return {};
+    return shapeOutput(cmd.returns, r ?? undefined);
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The guest agent (interface.md §8): what software inside the guest sees of its memory.
+ * Every command but guest-ping and guest-info needs a running guest.
+ */
+import type { Handler } from '../dispatch/dispatcher.js';
+import type { SessionContext } from '../dispatch/common-commands.js';
+import { QmpError } from '../qmp/errors.js';
+import { PAGE_SIZE } from '../memory/sparse-memory.js';
+import type { Guest } from './guest.js';
+
+export interface AgentContext extends SessionContext {
+  guest: Guest;
+  /** Guest-visible memory access (the SEV layer decrypts private pages). */
+  view: GuestMemoryView;
+}
+
+export interface GuestMemoryView {
+  read(gpa: number, len: number): Buffer;
+  write(gpa: number, data: Buffer): void;
+  setPrivate(gpa: number, size: number, priv: boolean): void;
+  secrets(): { guid: string; data: string }[];
+}
+
+export const AGENT_VERSION = '0.1.0';
+const MAX_READ = 1 << 20;
+
+function requireRunning(guest: Guest): void {
+  if (!guest.running) throw QmpError.generic('Guest is not running');
+}
+
+function checkRange(guest: Guest, gpa: unknown, size: number): number {
+  if (typeof gpa !== 'number' || !guest.memory.regionOf(gpa, Math.max(size, 1))) {
+    throw QmpError.generic(`Invalid guest physical address 0x${BigInt(gpa as number).toString(16)}/size ${size}`);
+  }
+  return gpa;
+}
+
+export function agentHandlers(): Record<string, Handler<AgentContext>> {
+  return {
+    'guest-ping': () => {},
+    'guest-info': (_a, ctx) => ({
+      version: AGENT_VERSION,
+      supported_commands: ctx.session.monitor.dispatcher
+        .commandNames()
+        .sort()
+        .map((name: string) => ({ name, enabled: true, 'success-response': true })),
+    }),
+    'guest-memory-read': (args, { guest, view }) => {
+      requireRunning(guest);
+      const size = args['size'] as number;
+      if (size > MAX_READ) throw QmpError.generic(`Parameter 'size' must be at most ${MAX_READ}`);
+      const gpa = checkRange(guest, args['gpa'], size);
+      return { data: view.read(gpa, size).toString('base64') };
+    },
+    'guest-memory-write': (args, { guest, view }) => {
+      requireRunning(guest);
+      const data = Buffer.from(args['data'] as string, 'base64');
+      const gpa = checkRange(guest, args['gpa'], data.length);
+      view.write(gpa, data);
+    },
+    'guest-set-memory-attributes': (args, { guest, view }) => {
+      requireRunning(guest);
+      const size = Number(args['size']);
+      const gpa = checkRange(guest, args['gpa'], size);
+      if (gpa % PAGE_SIZE !== 0 || size % PAGE_SIZE !== 0 || size === 0) {
+        throw QmpError.generic('gpa and size must be non-zero multiples of the page size (4096)');
+      }
+      view.setPrivate(gpa, size, args['private'] as boolean);
+    },
+  };
+}

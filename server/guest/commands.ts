@@ -1,0 +1,92 @@
+/** Handlers of a guest's QMP monitor (interface.md §7): run state, HMP, memory dumps. */
+import { open } from 'node:fs/promises';
+import type { Handler } from '../dispatch/dispatcher.js';
+import { commonHandlers, type SessionContext } from '../dispatch/common-commands.js';
+import { atLeast } from '../dispatch/version.js';
+import { QmpError } from '../qmp/errors.js';
+import type { Guest } from './guest.js';
+import { runHmp } from './hmp.js';
+import { strerror } from './strerror.js';
+
+export interface GuestContext extends SessionContext {
+  guest: Guest;
+  /** The VMM layer's hooks (SEV launch finish, info sev); absent for plain guests. */
+  vmm: GuestVmm;
+}
+
+export interface GuestVmm {
+  beforeFirstRun(): void;
+  sevInfoLines(): string[] | undefined;
+}
+
+const DUMP_CHUNK = 1 << 20;
+
+async function dumpMemory(guest: Guest, start: number, size: number, filename: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(filename, 'w', 0o600);
+  } catch (e) {
+    throw QmpError.generic(`Could not open '${filename}': ${strerror(e)}`);
+  }
+  try {
+    for (let done = 0; done < size; done += DUMP_CHUNK) {
+      const n = Math.min(DUMP_CHUNK, size - done);
+      await fh.write(guest.memory.read(start + done, n));
+    }
+  } catch {
+    throw QmpError.generic(`writing memory to '${filename}' failed`);
+  } finally {
+    await fh.close();
+  }
+}
+
+function addrArgs(args: Record<string, unknown>): { val: number; size: number } {
+  const val = args['val'];
+  const size = args['size'];
+  // Addresses beyond 2^53 are never backed by sevd memory.
+  return { val: typeof val === 'number' ? val : Number.MAX_SAFE_INTEGER, size: typeof size === 'number' ? size : -1 };
+}
+
+function hex16(v: unknown): string {
+  return BigInt.asUintN(64, BigInt(v as number | bigint)).toString(16).padStart(16, '0');
+}
+
+export function guestHandlers(): Record<string, Handler<GuestContext>> {
+  return {
+    ...commonHandlers<GuestContext>(),
+    'query-status': (_a, { guest, session }) => ({
+      running: guest.running,
+      ...(atLeast(session.monitor.version, '9.0.0') ? {} : { singlestep: false }),
+      status: guest.runState,
+    }),
+    'query-name': (_a, { guest }) => ({ name: guest.name }),
+    'query-uuid': (_a, { guest }) => ({ UUID: guest.uuid }),
+    'query-kvm': () => ({ enabled: true, present: true }),
+    stop: (_a, { guest }) => guest.stop(),
+    cont: (_a, { guest, vmm }) => guest.cont(() => vmm.beforeFirstRun()),
+    system_reset: (_a, { guest }) => guest.systemReset(),
+    system_powerdown: (_a, { guest }) => guest.systemPowerdown(),
+    quit: (_a, { guest }) => {
+      // Reply first, then SHUTDOWN, then the guest (and its connections) go away.
+      setImmediate(() => guest.terminate('host-qmp-quit'));
+    },
+    'human-monitor-command': (args, { guest, vmm }) =>
+      runHmp({ guest, sevInfoLines: () => vmm.sevInfoLines() }, args['command-line'] as string),
+    memsave: async (args, { guest }) => {
+      if (args['cpu-index'] !== undefined && args['cpu-index'] !== 0) {
+        throw QmpError.generic("Parameter 'cpu-index' expects a CPU number");
+      }
+      const { val, size } = addrArgs(args);
+      // No page tables in an emulated guest: virtual addresses are guest-physical.
+      if (size < 0 || (size > 0 && !guest.memory.regionOf(val, size))) {
+        throw QmpError.generic(`Invalid addr 0x${hex16(args['val'])}/size ${String(args['size'])} specified`);
+      }
+      await dumpMemory(guest, val, size, args['filename'] as string);
+    },
+    pmemsave: async (args, { guest }) => {
+      const { val, size } = addrArgs(args);
+      if (size < 0) throw QmpError.generic(`Invalid parameter 'size'`);
+      await dumpMemory(guest, val, size, args['filename'] as string);
+    },
+  };
+}

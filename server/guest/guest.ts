@@ -1,0 +1,139 @@
+/**
+ * One emulated VM: its run state machine (QEMU's runstate rules and events), its
+ * memory, and the monitors that drive it. Transports attach to `monitor` and `agent`.
+ */
+import { SparseMemory } from '../memory/sparse-memory.js';
+import type { Monitor } from '../qmp/monitor.js';
+import type { OutValue } from '../qmp/json/writer.js';
+import { QmpError } from '../qmp/errors.js';
+import { machineLayout } from './layout.js';
+import { parseOvmfTable, type OvmfEntry } from './ovmf-table.js';
+
+export type RunState =
+  | 'debug' | 'inmigrate' | 'internal-error' | 'io-error' | 'paused' | 'postmigrate' | 'prelaunch'
+  | 'finish-migrate' | 'restore-vm' | 'running' | 'save-vm' | 'shutdown' | 'suspended' | 'watchdog'
+  | 'guest-panicked' | 'colo';
+
+export interface GuestConfig {
+  name: string;
+  memoryBytes: number;
+  firmware: Buffer;
+  firmwarePath: string | null;
+  kernel: string | null;
+  initrd: string | null;
+  append: string | null;
+  paused: boolean;
+  incoming: string | null;
+}
+
+export interface GuestEvents {
+  /** The guest is gone (quit, or powered off for good): the daemon removes it. */
+  onExit?: (guest: Guest) => void;
+}
+
+export class Guest {
+  readonly name: string;
+  readonly uuid = '00000000-0000-0000-0000-000000000000';
+  readonly memory: SparseMemory;
+  readonly ovmfEntries: OvmfEntry[];
+  private state: RunState;
+  /** QEMU's autostart: run once an incoming migration completes. */
+  private autostart: boolean;
+  monitor!: Monitor<any>;
+  agent!: Monitor<any>;
+  /** HMP's remembered xp format and size (QEMU keeps them per monitor). */
+  hmpLast = { format: 'x', size: 4 };
+
+  constructor(readonly config: GuestConfig, private readonly events: GuestEvents = {}) {
+    this.name = config.name;
+    this.memory = new SparseMemory(machineLayout(config.memoryBytes, config.firmware.length));
+    const table = parseOvmfTable(config.firmware);
+    this.ovmfEntries = 'entries' in table ? table.entries : [];
+    this.autostart = !config.paused;
+    if (config.incoming) this.state = 'inmigrate';
+    else this.state = 'prelaunch';
+    // Machine init: the firmware flash is mapped so that it ends at 4 GiB.
+    const flash = this.memory.regions.find((r) => r.name === 'system.flash0');
+    if (flash) this.memory.write(flash.base, config.firmware);
+  }
+
+  /** Finishes start-up: a guest that is not paused (and not incoming) starts running. */
+  start(): void {
+    if (this.state === 'prelaunch' && this.autostart) this.setState('running');
+  }
+
+  get runState(): RunState {
+    return this.state;
+  }
+
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  private setState(s: RunState): void {
+    this.state = s;
+  }
+
+  private emit(event: string, data?: OutValue): void {
+    this.monitor?.emitEvent(event, data);
+  }
+
+  /** QMP stop (qmp-protocol.md §10.3). */
+  stop(): void {
+    if (this.state === 'inmigrate') {
+      this.autostart = false;
+      return;
+    }
+    if (this.state === 'running' || this.state === 'suspended') {
+      this.setState('paused');
+      this.emit('STOP');
+    }
+  }
+
+  /** QMP cont; `beforeRun` is the VMM's first-run hook (LAUNCH_FINISH for SEV guests). */
+  cont(beforeRun?: () => void): void {
+    if (this.state === 'internal-error' || this.state === 'shutdown' || this.state === 'guest-panicked') {
+      throw QmpError.generic('Resetting the Virtual Machine is required');
+    }
+    if (this.state === 'finish-migrate') throw QmpError.generic('Migration is not finalized yet');
+    if (this.state === 'suspended') return;
+    if (this.state === 'inmigrate') {
+      this.autostart = true;
+      return;
+    }
+    if (this.state === 'running') return;
+    beforeRun?.();
+    this.setState('running');
+    this.emit('RESUME');
+  }
+
+  systemReset(): void {
+    this.emit('RESET', { guest: false, reason: 'host-qmp-system-reset' });
+  }
+
+  /** ACPI power button: a running guest honours it and powers off. */
+  systemPowerdown(): void {
+    this.emit('POWERDOWN');
+    if (this.state !== 'running') return;
+    setImmediate(() => {
+      if (this.state !== 'running') return;
+      this.setState('shutdown');
+      this.emit('SHUTDOWN', { guest: true, reason: 'guest-shutdown' });
+    });
+  }
+
+  /** The guest ends (QMP quit, guest-del, daemon shutdown). */
+  terminate(reason: 'host-qmp-quit' | 'host-signal'): void {
+    this.emit('SHUTDOWN', { guest: false, reason });
+    this.events.onExit?.(this);
+  }
+
+  /** Guest-visible reads and writes (the guest agent); plain memory until SEV applies. */
+  guestRead(gpa: number, len: number): Buffer {
+    return this.memory.read(gpa, len);
+  }
+
+  guestWrite(gpa: number, data: Uint8Array): void {
+    this.memory.write(gpa, data);
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Guest physical memory as a sparse set of 4 KiB pages: a page that was never written
+ * costs nothing and reads as zeros, so a 4 GiB guest that touched nothing is free.
+ * This is the "stored bytes" layer; the memory-encryption core sits on top of it.
+ */
+export const PAGE_SIZE = 4096;
+export const PAGE_SHIFT = 12;
+
+export interface Region {
+  name: string;
+  /** Guest physical address of the first byte. */
+  base: number;
+  size: number;
+}
+
+export class SparseMemory {
+  private readonly pages = new Map<number, Buffer>();
+
+  constructor(readonly regions: readonly Region[]) {}
+
+  /** The region holding [gpa, gpa+len), or undefined when the range is not backed. */
+  regionOf(gpa: number, len = 1): Region | undefined {
+    return this.regions.find((r) => gpa >= r.base && gpa + len <= r.base + r.size);
+  }
+
+  isMapped(gpa: number): boolean {
+    return this.regions.some((r) => gpa >= r.base && gpa < r.base + r.size);
+  }
+
+  get touchedPages(): number {
+    return this.pages.size;
+  }
+
+  /** The stored page, or undefined when it was never written. */
+  peekPage(pfn: number): Buffer | undefined {
+    return this.pages.get(pfn);
+  }
+
+  /** The stored page, created zeroed on first use. */
+  page(pfn: number): Buffer {
+    let p = this.pages.get(pfn);
+    if (!p) {
+      p = Buffer.alloc(PAGE_SIZE);
+      this.pages.set(pfn, p);
+    }
+    return p;
+  }
+
+  /** Host view: the stored bytes; unbacked or untouched memory reads as zeros. */
+  read(gpa: number, len: number): Buffer {
+    const out = Buffer.alloc(len);
+    let done = 0;
+    while (done < len) {
+      const addr = gpa + done;
+      const pfn = Math.floor(addr / PAGE_SIZE);
+      const off = addr - pfn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, len - done);
+      const p = this.pages.get(pfn);
+      if (p) p.copy(out, done, off, off + n);
+      done += n;
+    }
+    return out;
+  }
+
+  /** Host write of stored bytes. */
+  write(gpa: number, data: Uint8Array): void {
+    let done = 0;
+    while (done < data.length) {
+      const addr = gpa + done;
+      const pfn = Math.floor(addr / PAGE_SIZE);
+      const off = addr - pfn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, data.length - done);
+      this.page(pfn).set(data.subarray(done, done + n), off);
+      done += n;
+    }
+  }
+
+  clear(): void {
+    this.pages.clear();
+  }
+}

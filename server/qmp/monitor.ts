@@ -1,0 +1,60 @@
+/**
+ * A monitor: one command table and the set of connections attached to it (any number,
+ * interface.md §4). Events are formatted once and sent to every connection that finished
+ * negotiation.
+ */
+import type { Dispatcher } from '../dispatch/dispatcher.js';
+import type { Version } from '../dispatch/version.js';
+import { qmpLine, type OutValue } from './json/writer.js';
+import type { SessionLimits } from './session.js';
+
+export interface EventSink {
+  readonly inCommandMode: boolean;
+  sendLine(line: string): void;
+}
+
+export interface MonitorOptions<C> {
+  kind: 'control' | 'guest' | 'agent';
+  dispatcher: Dispatcher<C>;
+  /** Everything a handler needs but its session (added per call). */
+  context: Omit<C, 'session'>;
+  version: Version;
+  packageName: string;
+  limits?: SessionLimits;
+}
+
+export class Monitor<C = unknown> {
+  readonly sessions = new Set<EventSink>();
+  readonly kind: MonitorOptions<C>['kind'];
+  readonly dispatcher: Dispatcher<C>;
+  readonly context: Omit<C, 'session'>;
+  readonly version: Version;
+  readonly packageName: string;
+  readonly limits: SessionLimits;
+  readonly greeting: string;
+
+  constructor(opts: MonitorOptions<C>) {
+    this.kind = opts.kind;
+    this.dispatcher = opts.dispatcher;
+    this.context = opts.context;
+    this.version = opts.version;
+    this.packageName = opts.packageName;
+    this.limits = opts.limits ?? {};
+    this.greeting = qmpLine({ QMP: { version: this.versionInfo(), capabilities: ['oob'] } });
+  }
+
+  versionInfo(): OutValue {
+    const v = this.version;
+    return { qemu: { major: v.major, minor: v.minor, micro: v.micro }, package: this.packageName };
+  }
+
+  /** Broadcasts an event with QEMU's timestamp; `data` omitted for events without data. */
+  emitEvent(event: string, data?: OutValue, now = Date.now()): void {
+    const line = qmpLine({
+      event,
+      timestamp: { seconds: Math.floor(now / 1000), microseconds: (now % 1000) * 1000 },
+      ...(data !== undefined ? { data } : {}),
+    });
+    for (const s of this.sessions) if (s.inCommandMode) s.sendLine(line);
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * One QMP connection: greeting, capabilities negotiation, the in-band queue with replies
+ * in request order, out-of-band requests, and error replies for unreadable input. It
+ * knows nothing of sockets: a transport feeds it bytes and gives it a sink.
+ */
+import { JsonStreamer, type StreamItem, type StreamerLimits } from './json/streamer.js';
+import { qmpLine, type OutValue } from './json/writer.js';
+import type { QObject } from './json/qobject.js';
+import { checkRequest, isOobRequest, type Request } from './request.js';
+import { Errors, QmpError } from './errors.js';
+import type { Monitor } from './monitor.js';
+
+export interface SessionLimits extends StreamerLimits {
+  /** In-band requests queued before reading pauses (QEMU: 8 with OOB). */
+  maxPendingCommands?: number;
+  /** Consecutive unreadable messages before the connection is closed (0: never). */
+  maxConsecutiveErrors?: number;
+}
+
+export interface SessionSink {
+  write(data: string): void;
+  /** Pushes buffered output now (the negotiation reply must travel alone). */
+  flush?(): void;
+  close(): void;
+  pause?(): void;
+  resume?(): void;
+}
+
+export interface CommandContextBase {
+  session: QmpSession;
+}
+
+type Queued = { item: StreamItem };
+
+export class QmpSession {
+  private mode: 'negotiation' | 'command';
+  private oobEnabled = false;
+  private readonly streamer: JsonStreamer;
+  private readonly queue: Queued[] = [];
+  private busy = false;
+  private paused = false;
+  private closed = false;
+  private consecutiveErrors = 0;
+  private readonly maxPending: number;
+  private readonly maxErrors: number;
+  /** Set by handlers (quit) to close the connection once the reply is written. */
+  closeAfterReply = false;
+  private flushAfterReply = false;
+
+  constructor(readonly monitor: Monitor<any>, private readonly sink: SessionSink, opts: { agent?: boolean } = {}) {
+    const limits = monitor.limits;
+    this.maxPending = limits.maxPendingCommands ?? 64;
+    this.maxErrors = limits.maxConsecutiveErrors ?? 1000;
+    this.streamer = new JsonStreamer((item) => this.onMessage(item), limits);
+    this.mode = opts.agent ? 'command' : 'negotiation';
+    monitor.sessions.add(this);
+    if (!opts.agent) {
+      sink.write(monitor.greeting);
+      sink.flush?.();
+    }
+  }
+
+  get inCommandMode(): boolean {
+    return this.mode === 'command' && !this.closed;
+  }
+
+  get oob(): boolean {
+    return this.oobEnabled;
+  }
+
+  /** Bytes from the transport, in any chunking. */
+  receive(chunk: Uint8Array): void {
+    if (!this.closed) this.streamer.feed(chunk);
+  }
+
+  /** One complete message (WebSocket text frame): parse it to the end. */
+  receiveMessage(chunk: Uint8Array): void {
+    if (this.closed) return;
+    this.streamer.feed(chunk);
+    this.streamer.flush();
+  }
+
+  sendLine(line: string): void {
+    if (!this.closed) this.sink.write(line);
+  }
+
+  /** The transport went away: drop queued work without replies (as QEMU does). */
+  detach(): void {
+    this.closed = true;
+    this.queue.length = 0;
+    this.monitor.sessions.delete(this);
+  }
+
+  private onMessage(item: StreamItem): void {
+    if (this.closed) return;
+    if (item.error !== undefined) {
+      if (this.maxErrors > 0 && ++this.consecutiveErrors > this.maxErrors) {
+        this.reply(undefined, QmpError.generic('sevd: too many consecutive protocol errors, closing the connection'));
+        this.sink.flush?.();
+        this.detach();
+        this.sink.close();
+        return;
+      }
+    } else {
+      this.consecutiveErrors = 0;
+      if (isOobRequest(item.value)) {
+        this.handle(item);
+        return;
+      }
+    }
+    this.queue.push({ item });
+    if (this.queue.length >= this.maxPending && !this.paused) {
+      this.paused = true;
+      this.sink.pause?.();
+    }
+    this.drain();
+  }
+
+  private drain(): void {
+    while (!this.busy && this.queue.length > 0 && !this.closed) {
+      const { item } = this.queue.shift()!;
+      const pending = this.handle(item);
+      if (pending) {
+        this.busy = true;
+        pending.finally(() => {
+          this.busy = false;
+          this.drain();
+        });
+      }
+    }
+    if (this.paused && this.queue.length < this.maxPending / 2 && !this.closed) {
+      this.paused = false;
+      this.sink.resume?.();
+    }
+  }
+
+  /** Handles one message; returns a promise while an asynchronous command runs. */
+  private handle(item: StreamItem): Promise<void> | undefined {
+    if (item.error !== undefined) {
+      this.reply(undefined, QmpError.generic(item.error));
+      return undefined;
+    }
+    const req = checkRequest(item.value, this.oobEnabled);
+    if ('error' in req) {
+      this.reply(req.id, req.error);
+      return undefined;
+    }
+    let result: OutValue | Promise<OutValue>;
+    try {
+      result = this.execute(req);
+    } catch (e) {
+      this.replyError(req, e);
+      return undefined;
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (r) => this.reply(req.id, undefined, r),
+        (e) => this.replyError(req, e),
+      );
+    }
+    this.reply(req.id, undefined, result);
+    return undefined;
+  }
+
+  private execute(req: Request): OutValue | Promise<OutValue> {
+    const dispatcher = this.monitor.dispatcher;
+    const negotiating = this.mode === 'negotiation';
+    const cmd = negotiating && req.command !== 'qmp_capabilities' ? undefined : dispatcher.lookup(req.command);
+    if (!cmd) throw negotiating ? Errors.expectingNegotiation() : Errors.commandNotFound(req.command);
+    if (req.oob && !cmd.allowOob) throw Errors.noOob(req.command);
+    return dispatcher.run(req.command, req.arguments, { ...this.monitor.context, session: this });
+  }
+
+  private replyError(req: Request, e: unknown): void {
+    if (e instanceof QmpError) return this.reply(req.id, e);
+    // An unexpected exception is a bug in sevd; the client still gets a reply.
+    this.reply(req.id, QmpError.generic(`sevd: internal error in ${req.command}`));
+    process.emitWarning(e instanceof Error ? e : new Error(String(e)), { code: 'SEVD_INTERNAL' });
+  }
+
+  private reply(id: QObject | undefined, error?: QmpError, value?: OutValue): void {
+    if (this.closed) return;
+    const msg: Record<string, OutValue> = error
+      ? { error: { class: error.cls, desc: error.desc } }
+      : { return: value ?? {} };
+    if (id !== undefined) msg['id'] = id;
+    this.sink.write(qmpLine(msg));
+    if (this.flushAfterReply) {
+      this.flushAfterReply = false;
+      this.sink.flush?.();
+    }
+    if (this.closeAfterReply) {
+      this.sink.flush?.();
+      this.detach();
+      this.sink.close();
+    }
+  }
+
+  /** qmp_capabilities: called by its handler with the validated capability list. */
+  negotiate(enable: string[]): void {
+    if (this.mode === 'command') throw Errors.negotiationComplete();
+    // Every monitor offers exactly ["oob"]; anything else is a schema error caught earlier.
+    const unavailable = enable.filter((c) => c !== 'oob');
+    if (unavailable.length) throw Errors.capabilityUnavailable(unavailable);
+    this.oobEnabled = enable.includes('oob');
+    this.mode = 'command';
+    // The reply must not share a write with later output (qmp-protocol.md §2.8).
+    this.flushAfterReply = true;
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Unix-socket listener for one monitor: each accepted connection gets its own QMP
+ * session. The socket file is created with a restrictive mode (0600 unless configured).
+ */
+import net from 'node:net';
+import { chmod, mkdir, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Monitor } from '../qmp/monitor.js';
+import { QmpSession } from '../qmp/session.js';
+
+export interface UnixListenerOptions {
+  mode?: number;
+  /** Output buffered beyond this pauses reading from that client (backpressure). */
+  highWaterBytes?: number;
+  agent?: boolean;
+}
+
+export class UnixListener {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  private constructor(readonly path: string, monitor: Monitor<any>, private readonly opts: UnixListenerOptions) {
+    this.server = net.createServer((socket) => this.accept(socket, monitor));
+  }
+
+  static async listen(path: string, monitor: Monitor<any>, opts: UnixListenerOptions = {}): Promise<UnixListener> {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    await unlink(path).catch(() => undefined);
+    const l = new UnixListener(path, monitor, opts);
+    const mode = opts.mode ?? 0o600;
+    // The socket is bound inside listen(); the umask keeps it private from the first instant.
+    const old = process.umask(0o777 & ~mode);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        l.server.once('error', reject);
+        l.server.listen(path, () => {
+          l.server.off('error', reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(old);
+    }
+    await chmod(path, mode);
+    return l;
+  }
+
+  private accept(socket: net.Socket, monitor: Monitor<any>): void {
+    this.sockets.add(socket);
+    const highWater = this.opts.highWaterBytes ?? 1 << 20;
+    let readPaused = false;
+    let sessionPaused = false;
+    const updatePause = () => {
+      const want = readPaused || sessionPaused;
+      if (want) socket.pause();
+      else socket.resume();
+    };
+    let corked = false;
+    const session = new QmpSession(
+      monitor,
+      {
+        write: (data) => {
+          if (socket.destroyed) return;
+          if (!socket.write(data) && !readPaused) {
+            readPaused = true;
+            updatePause();
+          }
+        },
+        flush: () => {
+          if (corked) {
+            socket.uncork();
+            socket.cork();
+          }
+        },
+        close: () => socket.end(),
+        pause: () => {
+          sessionPaused = true;
+          updatePause();
+        },
+        resume: () => {
+          sessionPaused = false;
+          updatePause();
+        },
+      },
+      { agent: this.opts.agent === true },
+    );
+    socket.on('drain', () => {
+      if (readPaused && socket.writableLength < highWater) {
+        readPaused = false;
+        updatePause();
+      }
+    });
+    socket.on('data', (chunk: Buffer) => {
+      // Replies to one chunk go out in as few writes as possible.
+      corked = true;
+      socket.cork();
+      session.receive(chunk);
+      process.nextTick(() => {
+        corked = false;
+        socket.uncork();
+      });
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      session.detach();
+      this.sockets.delete(socket);
+    });
+  }
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /** Stops accepting, closes every client and removes the socket file. */
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await unlink(this.path).catch(() => undefined);
+  }
+}

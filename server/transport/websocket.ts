@@ -1,0 +1,139 @@
+/**
+ * The WebSocket listener (interface.md §4, §6): fastify serves HTTP, `ws` takes the
+ * upgrade. `/qmp` is the control monitor, `/qmp/<name>` a guest monitor, `/qga/<name>` a
+ * guest agent. Offering subprotocol `binary` gets QEMU's mode (binary frames carrying the
+ * raw byte stream); otherwise one JSON message per text frame each way.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Monitor } from '../qmp/monitor.js';
+import { QmpSession } from '../qmp/session.js';
+
+export interface WebSocketOptions {
+  host: string;
+  port: number;
+  token: string | null;
+  allowedOrigins: string[];
+  /** Finds the monitor for a path, or undefined (404). */
+  route(path: string): { monitor: Monitor<any>; agent: boolean } | undefined;
+  logger?: FastifyInstance['log'] | false;
+}
+
+const BINARY_ONLY = 'only binary, close, ping, and pong frames are supported';
+
+function tokenMatches(expected: string, given: string): boolean {
+  // Hash both sides so the comparison is constant-time whatever the lengths.
+  const a = createHash('sha256').update(expected).digest();
+  const b = createHash('sha256').update(given).digest();
+  return timingSafeEqual(a, b);
+}
+
+function reject(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+export class WebSocketListener {
+  readonly app: FastifyInstance;
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 64 * 1024 * 1024,
+    // Never echo the token subprotocol: pick the client's real protocol.
+    handleProtocols: (protocols) => {
+      if (protocols.has('binary')) return 'binary';
+      for (const p of protocols) if (!p.startsWith('token.')) return p;
+      return false;
+    },
+  });
+  private readonly clients = new Set<WebSocket>();
+
+  constructor(private readonly opts: WebSocketOptions) {
+    this.app = Fastify({ logger: false });
+    this.app.get('/healthz', async () => ({ status: 'ok' }));
+    this.app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+  }
+
+  async listen(): Promise<string> {
+    await this.app.listen({ host: this.opts.host, port: this.opts.port });
+    const addr = this.app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
+    const host = this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host;
+    return `ws://${host}:${port}`;
+  }
+
+  get port(): number {
+    const addr = this.app.server.address();
+    return typeof addr === 'object' && addr ? addr.port : this.opts.port;
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => undefined);
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const offered = (req.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    if (this.opts.token !== null) {
+      const auth = req.headers['authorization'];
+      const bearer = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
+      const sub = offered.find((p) => p.startsWith('token.'))?.slice(6);
+      const given = bearer ?? sub;
+      if (given === undefined || !tokenMatches(this.opts.token, given)) return reject(socket, 401, 'Unauthorized');
+    }
+    const origin = req.headers['origin'];
+    if (origin !== undefined && !this.originAllowed(origin, req)) return reject(socket, 403, 'Forbidden');
+    const target = this.opts.route(decodeURIComponent(url.pathname));
+    if (!target) return reject(socket, 404, 'Not Found');
+    const binary = offered.includes('binary');
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, target.monitor, target.agent, binary));
+  }
+
+  private originAllowed(origin: string, req: IncomingMessage): boolean {
+    if (this.opts.allowedOrigins.includes(origin)) return true;
+    const host = req.headers['host'];
+    return host !== undefined && (origin === `http://${host}` || origin === `https://${host}`);
+  }
+
+  private attach(ws: WebSocket, monitor: Monitor<any>, agent: boolean, binary: boolean): void {
+    this.clients.add(ws);
+    const session = new QmpSession(
+      monitor,
+      {
+        write: (data) => {
+          if (ws.readyState !== ws.OPEN) return;
+          if (binary) ws.send(Buffer.from(data, 'latin1'), { binary: true });
+          // Text mode: one message per frame, without the CRLF.
+          else for (const line of data.split('\r\n')) if (line) ws.send(line);
+        },
+        close: () => ws.close(1000),
+        pause: () => (ws as unknown as { _socket?: Duplex })._socket?.pause(),
+        resume: () => (ws as unknown as { _socket?: Duplex })._socket?.resume(),
+      },
+      { agent },
+    );
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (binary) {
+        if (!isBinary) return ws.close(1003, BINARY_ONLY);
+        session.receive(data);
+      } else {
+        session.receiveMessage(data);
+      }
+    });
+    ws.on('error', () => undefined);
+    ws.on('close', () => {
+      session.detach();
+      this.clients.delete(ws);
+    });
+  }
+
+  get connections(): number {
+    return this.clients.size;
+  }
+
+  async close(): Promise<void> {
+    for (const ws of this.clients) ws.terminate();
+    await this.app.close();
+  }
+}
