@@ -50,7 +50,7 @@ export class QmpSession {
   constructor(readonly monitor: Monitor<any>, private readonly sink: SessionSink, opts: { agent?: boolean } = {}) {
     const limits = monitor.limits;
     this.maxPending = limits.maxPendingCommands ?? 64;
-    this.maxErrors = limits.maxConsecutiveErrors ?? 1000;
+    this.maxErrors = limits.maxConsecutiveErrors ?? 10000;
     this.streamer = new JsonStreamer((item) => this.onMessage(item), limits);
     this.mode = opts.agent ? 'command' : 'negotiation';
     monitor.sessions.add(this);

@@ -34,9 +34,8 @@ const IN_MANTISSA_DIGITS = 11;
 const IN_DIGITS = 12;
 const IN_SIGN = 13;
 const IN_KEYWORD = 14;
-const IN_WHITESPACE = 15;
-const IN_START = 16;
-const NSTATES = 17;
+const IN_START = 15;
+const NSTATES = 16;
 const LOOKAHEAD = 0x80;
 
 /** transition[state * 256 + byte] = next state or token type, with LOOKAHEAD in bit 7 of a separate table. */
@@ -100,9 +99,6 @@ set(IN_SIGN, c('1'), c('9'), IN_DIGITS);
 terminal(IN_KEYWORD, Tok.Keyword);
 set(IN_KEYWORD, c('a'), c('z'), IN_KEYWORD);
 
-// Whitespace ends by going back to the start state: QEMU drops its text there.
-terminal(IN_WHITESPACE, IN_START);
-for (const ch of ' \t\r\n') set(IN_WHITESPACE, c(ch), c(ch), IN_WHITESPACE);
 
 set(IN_START, c('"'), c('"'), IN_DQ_STRING);
 set(IN_START, c("'"), c("'"), IN_SQ_STRING);
@@ -116,7 +112,8 @@ set(IN_START, c(']'), c(']'), Tok.RSquare);
 set(IN_START, c(','), c(','), Tok.Comma);
 set(IN_START, c(':'), c(':'), Tok.Colon);
 set(IN_START, c('a'), c('z'), IN_KEYWORD);
-for (const ch of ' \t\r\n') set(IN_START, c(ch), c(ch), IN_WHITESPACE);
+// Whitespace is consumed and dropped at once (its text never accumulates).
+for (const ch of ' \t\r\n') set(IN_START, c(ch), c(ch), IN_START);
 
 /** Receives each token; `text` is only valid during the call (copy to keep). `type` may be a lexer state when a token is cut at the size limit. */
 export type TokenSink = (type: number, text: Uint8Array) => void;

@@ -1,0 +1,106 @@
+/**
+ * The inputs of the QEMU conformance test: each is sent byte for byte (chunk by chunk)
+ * to the real QEMU and to sevd, and the replies must agree.
+ */
+export interface Case {
+  name: string;
+  /** Sent in order, one write each, with a short pause between writes. */
+  chunks: (string | Buffer)[];
+}
+
+const c = (name: string, ...chunks: (string | Buffer)[]): Case => ({ name, chunks });
+const deep = (n: number) => `{"execute":"query-status","id":${'['.repeat(n - 1)}${']'.repeat(n - 1)}}`;
+
+/** Sent on a fresh connection, before negotiation. */
+export const negotiationCases: Case[] = [
+  c('command before negotiation', '{"execute":"query-version"}'),
+  c('unknown command before negotiation, id kept', '{"execute":"nosuch","id":1}'),
+  c('known command with arguments before negotiation', '{"execute":"query-status","arguments":{"x":1},"id":"n"}'),
+  c('bad capability value', '{"execute":"qmp_capabilities","arguments":{"enable":["foo"]},"id":2}'),
+  c('capabilities not an array', '{"execute":"qmp_capabilities","arguments":{"enable":"oob"},"id":3}'),
+  c('unexpected negotiation argument', '{"execute":"qmp_capabilities","arguments":{"bogus":1},"id":4}'),
+  c('exec-oob before oob is enabled', '{"exec-oob":"qmp_capabilities","id":5}'),
+  c('parse error before negotiation', '{"execute": }'),
+  c('negotiate with oob', '{"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":6}'),
+];
+
+/** Sent after negotiation, on the same connection. */
+export const commandCases: Case[] = [
+  c('query-status with string id', '{"execute":"query-status","id":"a"}'),
+  c('null id is echoed', '{"execute":"query-status","id":null}'),
+  c('object id with integer-like key, doubles', '{"execute":"query-status","id":{"2":1,"a":[1.0,1e20,-0.0,0.1,true,false,null]}}'),
+  c('big integers in id', '{"execute":"query-status","id":[9223372036854775807,9223372036854775808,18446744073709551615,18446744073709551616,-9223372036854775809]}'),
+  c('string escapes in id', '{"execute":"query-status","id":"\\u00e9\\ud83d\\ude00\\t\\/\\u0001\\"x\\\\"}'),
+  c('raw UTF-8 in id', Buffer.from('{"execute":"query-status","id":"caf\u00e9 \u{1F600}"}', 'utf8')),
+  c('single quotes', `{'execute':'query-status','id':'sq'}`),
+  c('mixed quotes', `{'execute':"query-uuid",'id':'mix "q"'}`),
+  c('two requests in one write', '{"execute":"query-uuid","id":1}{"execute":"query-status","id":2}'),
+  c('one request split over writes', '{"exe', 'cute":"query', '-status","i', 'd":"split"}'),
+  c('request split inside an escape', '{"execute":"query-status","id":"\\u00', 'e9"}'),
+  c('CRLF separated requests', '{"execute":"query-uuid","id":"x"}\r\n{"execute":"query-uuid","id":"y"}\r\n'),
+  c('whitespace everywhere', ' \t\r\n{ "execute" :\t"query-uuid" , "id" : 7 }\n'),
+  c('expecting value', '{"execute": }'),
+  c('array is not an object', '[1,2]'),
+  c('number is not an object', '1 '),
+  c('string is not an object', '"abc"'),
+  c('null is not an object', 'null '),
+  c('lone closing brace', '}'),
+  c('lone closing bracket', ']'),
+  c('missing execute', '{}'),
+  c('execute not a string', '{"execute":1,"id":"e"}'),
+  c('arguments not an object', '{"execute":"query-status","arguments":[],"id":"args"}'),
+  c('arguments null', '{"execute":"query-status","arguments":null}'),
+  c('unexpected member', '{"execute":"query-status","foo":1}'),
+  c('legacy control member', '{"execute":"query-status","control":{"run-oob":true},"id":"ctl"}'),
+  c('execute clashes with exec-oob', '{"execute":"query-status","exec-oob":"query-status","id":"clash"}'),
+  c('exec-oob of an in-band command', '{"exec-oob":"query-status","id":9}'),
+  c('exec-oob of an unknown command', '{"exec-oob":"nosuch","id":10}'),
+  c('exec-oob not a string', '{"exec-oob":1}'),
+  c('unknown command', '{"execute":"nosuch"}'),
+  c('empty command name', '{"execute":"","id":""}'),
+  c('second negotiation', '{"execute":"qmp_capabilities","id":"again"}'),
+  c('argument error beats second negotiation', '{"execute":"qmp_capabilities","arguments":{"x":1}}'),
+  c('unexpected argument', '{"execute":"query-status","arguments":{"bogus":1}}'),
+  c('missing argument', '{"execute":"human-monitor-command","id":"m"}'),
+  c('str given an int', '{"execute":"human-monitor-command","arguments":{"command-line":1}}'),
+  c('int given a string', '{"execute":"human-monitor-command","arguments":{"command-line":"info status","cpu-index":"x"}}'),
+  c('int given a double', '{"execute":"human-monitor-command","arguments":{"command-line":"info status","cpu-index":1.5}}'),
+  c('int given a uint64', '{"execute":"human-monitor-command","arguments":{"command-line":"info status","cpu-index":18446744073709551615}}'),
+  c('int given null', '{"execute":"human-monitor-command","arguments":{"command-line":"info status","cpu-index":null}}'),
+  c('int given bool', '{"execute":"memsave","arguments":{"val":true,"size":1,"filename":"/nonexistent/x"}}'),
+  c('first failing member in schema order', '{"execute":"memsave","arguments":{"filename":1,"size":"s"}}'),
+  c('HMP info status', '{"execute":"human-monitor-command","arguments":{"command-line":"info status"},"id":"hmp"}'),
+  c('HMP unknown command', '{"execute":"human-monitor-command","arguments":{"command-line":"frobnicate now"}}'),
+  c('HMP unknown info', '{"execute":"human-monitor-command","arguments":{"command-line":"info foo"}}'),
+  c('memsave to an unwritable path', '{"execute":"memsave","arguments":{"val":0,"size":16,"filename":"/nonexistent/dir/file"}}'),
+  c('pmemsave missing filename', '{"execute":"pmemsave","arguments":{"val":0,"size":16}}'),
+  c('key is not a string', '{1:2}'),
+  c('missing colon', '{"a" 1}'),
+  c('expected separator in dict', '{"a":1 "b":2}'),
+  c('expected separator in list', '[1 2]'),
+  c('trailing comma in list', '[1,]'),
+  c('trailing comma in dict', '{"a":1,}'),
+  c('duplicate key', '{"execute":"query-status","execute":"query-status"}'),
+  c('invalid keyword', 'tru '),
+  c('invalid escape', '{"execute":"query-\\q"}'),
+  c('unpaired surrogate', '{"execute":"\\uD800"}'),
+  c('bad low surrogate', '{"execute":"\\uD800\\u0041"}'),
+  c('short unicode escape', '{"execute":"\\u12"}'),
+  c('noncharacter escape', '{"execute":"\\uFFFE"}'),
+  c('invalid UTF-8 in string', Buffer.from([0x22, 0xc3, 0x28, 0x22])),
+  c('overlong UTF-8 in string', Buffer.from([0x22, 0xe0, 0x80, 0xaf, 0x22])),
+  c('stray byte then recovery', '@{"execute":"query-uuid","id":"after"}'),
+  c('leading zero', '01\n'),
+  c('minus without digit', '-x\n'),
+  c('control byte resynchronises', Buffer.from([0x7b, 0x22, 0x61, 0x01, 0x0a])),
+  c('0xFF byte', Buffer.from([0xff, 0x0a])),
+  c('exponent after zero quirk', '0e5 '),
+  c('raw control character inside a string', Buffer.from('"ab\tc"', 'latin1')),
+  c('unterminated string then newline recovery', Buffer.from('{"execute":"query-status","id":"x\n', 'latin1'), '{"execute":"query-uuid","id":"rec"}'),
+  c('nesting 1024 accepted', deep(1024)),
+  c('nesting 1025 rejected', deep(1025)),
+  c('system_reset emits RESET', '{"execute":"system_reset","id":"r"}'),
+  c('stop while not running', '{"execute":"stop","id":"s"}'),
+  c('unexpected argument to cont', '{"execute":"cont","arguments":{"x":1}}'),
+  c('query-status in prelaunch', '{"execute":"query-status","id":"pre"}'),
+];
