@@ -47,6 +47,6 @@ export const DEFAULT_CONFIG: SevdConfig = {
     generation: 'milan', apiMajor: 1, apiMinor: 55, build: 21,
     cbitpos: 51, reducedPhysBits: 1, maxGuests: 509, minSevAsid: 1, seed: null,
   },
-  limits: { maxPendingCommands: 64, maxConsecutiveErrors: 10000, maxMessageBytes: 64 * 1024 * 1024 },
+  limits: { maxPendingCommands: 64, maxConsecutiveErrors: 2000, maxMessageBytes: 64 * 1024 * 1024 },
   guests: [{ name: 'demo', memory: '512M', paused: true, 'sev-guest': { policy: 1 } }],
 };

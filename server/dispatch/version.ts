@@ -22,6 +22,14 @@ export function inRange(v: Version, since?: string, before?: string): boolean {
   return true;
 }
 
+const parsed = new Map<string, Version>();
+
+/** True when `v` is at least version `s` (parsed once per distinct string). */
 export function atLeast(v: Version, s: string): boolean {
-  return compareVersion(v, parseVersion(s)) >= 0;
+  let w = parsed.get(s);
+  if (!w) {
+    w = parseVersion(s);
+    parsed.set(s, w);
+  }
+  return compareVersion(v, w) >= 0;
 }

@@ -46,13 +46,16 @@ export class QmpSession {
   /** Set by handlers (quit) to close the connection once the reply is written. */
   closeAfterReply = false;
   private flushAfterReply = false;
+  /** Handler context: the monitor's plus this session, built once. */
+  private readonly context: Record<string, unknown>;
 
   constructor(readonly monitor: Monitor<any>, private readonly sink: SessionSink, opts: { agent?: boolean } = {}) {
     const limits = monitor.limits;
     this.maxPending = limits.maxPendingCommands ?? 64;
-    this.maxErrors = limits.maxConsecutiveErrors ?? 10000;
+    this.maxErrors = limits.maxConsecutiveErrors ?? 2000;
     this.streamer = new JsonStreamer((item) => this.onMessage(item), limits);
     this.mode = opts.agent ? 'command' : 'negotiation';
+    this.context = { ...monitor.context, session: this };
     monitor.sessions.add(this);
     if (!opts.agent) {
       sink.write(monitor.greeting);
@@ -168,7 +171,7 @@ export class QmpSession {
     const cmd = negotiating && req.command !== 'qmp_capabilities' ? undefined : dispatcher.lookup(req.command);
     if (!cmd) throw negotiating ? Errors.expectingNegotiation() : Errors.commandNotFound(req.command);
     if (req.oob && !cmd.allowOob) throw Errors.noOob(req.command);
-    return dispatcher.run(req.command, req.arguments, { ...this.monitor.context, session: this });
+    return dispatcher.run(req.command, req.arguments, this.context);
   }
 
   private replyError(req: Request, e: unknown): void {

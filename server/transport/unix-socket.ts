@@ -72,7 +72,11 @@ export class UnixListener {
             socket.cork();
           }
         },
-        close: () => socket.end(),
+        close: () => {
+          // A client that stopped reading would keep end() pending forever.
+          socket.end();
+          setTimeout(() => socket.destroy(), 1000).unref();
+        },
         pause: () => {
           sessionPaused = true;
           updatePause();

@@ -40,14 +40,18 @@ export async function startSevd(config: Record<string, unknown> = {}, extraArgs:
         if (line.includes('"msg":"sevd ready"')) {
           const m = /"websocket":"ws:\/\/[^"]*:(\d+)"/.exec(line);
           wsPort = m ? Number(m[1]) : null;
+          clearTimeout(timer);
           resolveReady();
         }
       }
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
-    proc.once('exit', (code) => reject(new Error(`sevd exited with ${code}: ${log.join('\n')}`)));
-    setTimeout(() => reject(new Error('sevd did not become ready: ' + log.join('\n'))), 15000);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`sevd exited with ${code}: ${log.join('\n')}`));
+    });
+    const timer = setTimeout(() => reject(new Error('sevd did not become ready: ' + log.join('\n'))), 15000);
   });
   proc.removeAllListeners('exit');
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));

@@ -115,9 +115,7 @@ class Parser {
 }
 
 function ascii(text: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < text.length; i++) s += String.fromCharCode(text[i]!);
-  return s;
+  return Buffer.from(text.buffer, text.byteOffset, text.length).toString('latin1');
 }
 
 function parseKeyword(t: Token): QObject {

@@ -31,7 +31,10 @@ const orderCache = new Map<string, number[]>();
  * Returns the indices of `keys` (given in insertion order) in wire order: ascending
  * bucket, and within one bucket the key inserted last first.
  */
+const SINGLE = [0];
+
 export function qdictOrder(keys: readonly string[]): number[] {
+  if (keys.length === 1) return SINGLE;
   const sig = keys.join('\u0000');
   let order = orderCache.get(sig);
   if (order) return order;

@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# Build stage: compile TypeScript with the dev dependencies.
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json tsconfig.json ./
+RUN npm ci --no-audit --no-fund
+COPY schema ./schema
+COPY server ./server
+COPY clients ./clients
+COPY test ./test
+RUN npx tsc -p tsconfig.json
+
+# Run stage: production dependencies only, non-root.
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /opt/sevd
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /src/dist/server ./dist/server
+COPY --from=build /src/dist/schema ./dist/schema
+COPY config ./config
+RUN mkdir -p /run/sevd /var/lib/sevd && chown node:node /run/sevd /var/lib/sevd
+USER node
+VOLUME ["/run/sevd", "/var/lib/sevd"]
+EXPOSE 4445
+HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:4445/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+ENTRYPOINT ["node", "dist/server/main.js"]
+CMD ["--config", "config/container.json"]

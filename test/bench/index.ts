@@ -1,0 +1,111 @@
+/**
+ * npm run bench: QMP throughput and latency of sevd, against a real QEMU measured in the
+ * same run when qemu-system-x86_64 is installed. Results go to bench-results.json.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { startSevd } from '../helpers/sevd-process.js';
+import { qemuAvailable, startQemu } from '../helpers/qemu.js';
+import { concurrent, median, pipelined, sequential, unixConn, wsConn, QUERY_STATUS } from './qmp-load.js';
+
+const RUNS = 3;
+const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+function report(name: string, value: unknown): void {
+  results[name] = value;
+  console.log(`${name.padEnd(44)} ${typeof value === 'number' ? value.toFixed(1) : JSON.stringify(value)}`);
+}
+
+/** QEMU's monitor serves one client at a time, so the concurrent part runs only against sevd. */
+async function qmpSuite(label: string, path: string, concurrentClients = true): Promise<{ seq: number; pipe: number }> {
+  const seqRuns: number[] = [];
+  const pipeRuns: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const c = await unixConn(path);
+    seqRuns.push(await sequential(c, 3000));
+    pipeRuns.push(await pipelined(c, 30000));
+    c.close();
+  }
+  report(`${label}: unix sequential query-status /s`, median(seqRuns));
+  report(`${label}: unix pipelined query-status /s`, median(pipeRuns));
+  if (concurrentClients) {
+    const conc = await concurrent(() => unixConn(path), 100, 2000);
+    report(`${label}: unix 100 clients /s`, conc.rps);
+    report(`${label}: unix 100 clients p50 ms`, conc.p50);
+    report(`${label}: unix 100 clients p99 ms`, conc.p99);
+  }
+  return { seq: median(seqRuns), pipe: median(pipeRuns) };
+}
+
+/** One client floods 100 MB of garbage while 10 others measure latency. */
+async function flood(path: string) {
+  const victim = net.connect(path);
+  let cutOff = false;
+  let lastError = '';
+  let sent = 0;
+  victim.on('data', (d) => {
+    const s = d.toString();
+    const m = /"desc": "(sevd: [^"]*)"/.exec(s);
+    if (m) lastError = m[1]!;
+  });
+  const closed = new Promise<void>((r) => victim.on('close', () => { cutOff = true; r(); }));
+  victim.on('error', () => undefined);
+  const chunk = randomBytes(1 << 20);
+  const floodDone = (async () => {
+    while (sent < 100 * (1 << 20) && !cutOff) {
+      if (!victim.write(chunk)) await Promise.race([new Promise((r) => victim.once('drain', r)), closed]);
+      sent += chunk.length;
+    }
+  })();
+  const during = await concurrent(() => unixConn(path), 10, 2000);
+  await Promise.race([floodDone, new Promise((r) => setTimeout(r, 10000))]);
+  victim.destroy();
+  return { cutOff, error: lastError, bytesSentBeforeCut: sent, p50: during.p50, p99: during.p99 };
+}
+
+async function main(): Promise<void> {
+  const guests = Array.from({ length: 100 }, (_, i) => ({ name: `g${i}`, memory: '4G', paused: true }));
+  const sevd = await startSevd({ guests });
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    report('sevd: idle RSS with 100 guests (MiB)', rssMiB(sevd.proc.pid!));
+    const ours = await qmpSuite('sevd', sevd.guestQmp('g0'));
+    const wsUrl = `ws://127.0.0.1:${sevd.wsPort}/qmp/g0`;
+    for (const binary of [false, true]) {
+      const mode = binary ? 'ws binary' : 'ws text';
+      const c = await wsConn(wsUrl, binary);
+      report(`sevd: ${mode} sequential /s`, await sequential(c, 3000));
+      report(`sevd: ${mode} pipelined /s`, await pipelined(c, 20000, binary ? 1000 : 200));
+      c.close();
+      const conc = await concurrent(() => wsConn(wsUrl, binary), 100, 2000);
+      report(`sevd: ${mode} 100 clients /s`, conc.rps);
+      report(`sevd: ${mode} 100 clients p99 ms`, conc.p99);
+    }
+    report('sevd: 100 MB garbage flood', await flood(sevd.guestQmp('g1')));
+    if (qemuAvailable()) {
+      const qemu = await startQemu();
+      try {
+        const theirs = await qmpSuite('qemu 7.2', qemu.qmpPath, false);
+        report('ratio sevd/qemu pipelined', ours.pipe / theirs.pipe);
+        report('ratio sevd/qemu sequential', ours.seq / theirs.seq);
+      } finally {
+        await qemu.stop();
+      }
+    } else {
+      report('qemu', 'not installed: no comparison');
+    }
+    void QUERY_STATUS;
+  } finally {
+    await sevd.stop();
+  }
+  writeFileSync('bench-results.json', JSON.stringify(results, null, 2) + '\n');
+  console.log('\nwritten to bench-results.json');
+}
+
+await main();
