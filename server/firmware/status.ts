@@ -1,0 +1,72 @@
+/**
+ * SEV firmware status codes (linux include/uapi/linux/psp-sev.h) with QEMU's texts
+ * (target/i386/sev.c sev_fw_errlist), and the firmware error every command throws.
+ */
+export const FwStatus = {
+  SUCCESS: 0x00,
+  INVALID_PLATFORM_STATE: 0x01,
+  INVALID_GUEST_STATE: 0x02,
+  INVALID_CONFIG: 0x03,
+  INVALID_LEN: 0x04,
+  ALREADY_OWNED: 0x05,
+  INVALID_CERTIFICATE: 0x06,
+  POLICY_FAILURE: 0x07,
+  INACTIVE: 0x08,
+  INVALID_ADDRESS: 0x09,
+  BAD_SIGNATURE: 0x0a,
+  BAD_MEASUREMENT: 0x0b,
+  ASID_OWNED: 0x0c,
+  INVALID_ASID: 0x0d,
+  WBINVD_REQUIRED: 0x0e,
+  DFFLUSH_REQUIRED: 0x0f,
+  INVALID_GUEST: 0x10,
+  INVALID_COMMAND: 0x11,
+  ACTIVE: 0x12,
+  HWERROR_PLATFORM: 0x13,
+  HWERROR_UNSAFE: 0x14,
+  UNSUPPORTED: 0x15,
+  INVALID_PARAM: 0x16,
+  RESOURCE_LIMIT: 0x17,
+  SECURE_DATA_INVALID: 0x18,
+} as const;
+export type FwStatusCode = (typeof FwStatus)[keyof typeof FwStatus];
+
+const TEXTS = [
+  '', 'Platform state is invalid', 'Guest state is invalid', 'Platform configuration is invalid',
+  'Buffer too small', 'Platform is already owned', 'Certificate is invalid', 'Policy is not allowed',
+  'Guest is not active', 'Invalid address', 'Bad signature', 'Bad measurement', 'ASID is already owned',
+  'Invalid ASID', 'WBINVD is required', 'DF_FLUSH is required', 'Guest handle is invalid', 'Invalid command',
+  'Guest is active', 'Hardware error', 'Hardware unsafe', 'Feature not supported', 'Invalid parameter',
+  'Required firmware resource depleted', 'Part-specific integrity check failure',
+];
+
+/** QEMU's text for a status code; codes outside 0–24 are "unknown error". */
+export function fwErrorText(code: number): string {
+  return TEXTS[code] ?? 'unknown error';
+}
+
+/** Firmware command names as the interface prints them (`SEV: <CMD> failed: ...`). */
+export type SevCommand =
+  | 'INIT' | 'SHUTDOWN' | 'FACTORY_RESET' | 'PLATFORM_STATUS' | 'PEK_GEN' | 'PEK_CSR' | 'PEK_CERT_IMPORT'
+  | 'PDH_CERT_EXPORT' | 'PDH_GEN' | 'DF_FLUSH' | 'GET_ID'
+  | 'DECOMMISSION' | 'ACTIVATE' | 'DEACTIVATE' | 'GUEST_STATUS'
+  | 'LAUNCH_START' | 'LAUNCH_UPDATE_DATA' | 'LAUNCH_UPDATE_VMSA' | 'LAUNCH_MEASURE' | 'LAUNCH_SECRET'
+  | 'LAUNCH_FINISH' | 'ATTESTATION'
+  | 'SEND_START' | 'SEND_UPDATE_DATA' | 'SEND_FINISH' | 'SEND_CANCEL'
+  | 'RECEIVE_START' | 'RECEIVE_UPDATE_DATA' | 'RECEIVE_FINISH'
+  | 'DBG_DECRYPT' | 'DBG_ENCRYPT';
+
+/**
+ * A failed firmware command. For INVALID_LEN the firmware also wrote the required
+ * lengths into the command buffer: they travel in `lengths` (the length-query convention).
+ */
+export class FirmwareError extends Error {
+  constructor(
+    readonly command: SevCommand,
+    readonly status: number,
+    readonly lengths: Readonly<Record<string, number>> = {},
+  ) {
+    super(`SEV: ${command} failed: fw_err=${status} (${fwErrorText(status)})`);
+    this.name = 'FirmwareError';
+  }
+}
