@@ -5,11 +5,13 @@ import { runStateSchema } from './run-state.js';
 import { controlSchema } from './control.js';
 import { agentSchema } from './agent.js';
 import { introspectSchema } from './introspect.js';
+import { sevPlatformSchema } from './sev-platform.js';
 
 export const schema: readonly Expr[] = [
   ...monitorSchema,
   ...runStateSchema,
   ...controlSchema,
+  ...sevPlatformSchema,
   ...agentSchema,
   ...introspectSchema,
 ];

@@ -1,9 +1,10 @@
 /** Handlers of the control monitor (interface.md §5). */
 import type { Handler } from '../dispatch/dispatcher.js';
-import { commonHandlers, type SessionContext } from '../dispatch/common-commands.js';
+import { commonHandlers } from '../dispatch/common-commands.js';
+import { sevPlatformHandlers, type SevHostContext } from './sev-platform-commands.js';
 import type { GuestRegistry } from './registry.js';
 
-export interface ControlContext extends SessionContext {
+export interface ControlContext extends SevHostContext {
   registry: GuestRegistry;
   requestShutdown(reason: 'host-qmp-quit'): void;
 }
@@ -11,6 +12,7 @@ export interface ControlContext extends SessionContext {
 export function controlHandlers(): Record<string, Handler<ControlContext>> {
   return {
     ...commonHandlers<ControlContext>(),
+    ...sevPlatformHandlers<ControlContext>(),
     quit: (_a, ctx) => {
       setImmediate(() => ctx.requestShutdown('host-qmp-quit'));
     },

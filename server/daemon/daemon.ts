@@ -21,6 +21,8 @@ import { controlHandlers, type ControlContext } from './control-commands.js';
 import { GuestRegistry } from './registry.js';
 import { SpecError } from './guest-spec.js';
 import type { HostContext } from './host.js';
+import { Platform } from '../firmware/platform.js';
+import { SevDevice } from '../firmware/sev-device.js';
 
 export const SEVD_VERSION = '0.1.0';
 
@@ -40,7 +42,14 @@ export class Daemon {
   constructor(config: SevdConfig, private readonly log: Logger, private readonly source = 'embedded default') {
     config = { ...config, runDir: resolve(config.runDir), stateDir: resolve(config.stateDir) };
     const version = parseVersion(config.qemuVersion);
+    const p = config.platform;
+    const platform = new Platform({
+      generation: p.generation, apiMajor: p.apiMajor, apiMinor: p.apiMinor, build: p.build, seed: p.seed, stateDir: config.stateDir,
+    });
+    // sevd's choice: an idle host sits in INIT, as if KVM had started a guest before.
+    platform.init();
     this.host = {
+      sev: new SevDevice(platform),
       config,
       version,
       packageName: `sevd ${SEVD_VERSION}`,
@@ -55,7 +64,7 @@ export class Daemon {
     this.control = new Monitor({
       kind: 'control',
       dispatcher: new Dispatcher(compiledSchema(schema, 'control', version), controlHandlers()),
-      context: { registry: this.registry, requestShutdown: (r) => void this.shutdown(r) },
+      context: { registry: this.registry, requestShutdown: (r) => void this.shutdown(r), sev: this.host.sev, cbitpos: config.platform.cbitpos },
       version,
       packageName: this.host.packageName,
       limits: this.host.sessionLimits,

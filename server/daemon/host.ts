@@ -2,10 +2,13 @@
 import type { SevdConfig } from '../config/defaults.js';
 import type { Version } from '../dispatch/version.js';
 import type { SessionLimits } from '../qmp/session.js';
+import type { SevDevice } from '../firmware/sev-device.js';
 
 export interface HostContext {
   config: SevdConfig;
   version: Version;
   packageName: string;
   sessionLimits: SessionLimits;
+  /** The host's SEV device (the emulated Secure Processor behind the driver). */
+  sev: SevDevice;
 }

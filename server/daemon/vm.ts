@@ -13,8 +13,10 @@ import { UnixListener } from '../transport/unix-socket.js';
 import { schema } from '../../schema/index.js';
 import type { NormalizedSpec } from './guest-spec.js';
 import type { HostContext } from './host.js';
+import { sevCapabilitiesHandler, type SevHostContext } from './sev-platform-commands.js';
 
-let guestDispatcher: Dispatcher<GuestContext> | undefined;
+type VmGuestContext = GuestContext & SevHostContext;
+let guestDispatcher: Dispatcher<VmGuestContext> | undefined;
 let agentDispatcher: Dispatcher<AgentContext> | undefined;
 
 export class Vm {
@@ -28,7 +30,10 @@ export class Vm {
     this.qmpPath = join(host.config.runDir, 'guests', `${spec.config.name}.qmp`);
     this.qgaPath = join(host.config.runDir, 'guests', `${spec.config.name}.qga`);
     const version = host.version;
-    guestDispatcher ??= new Dispatcher(compiledSchema(schema, 'guest', version), guestHandlers());
+    guestDispatcher ??= new Dispatcher<VmGuestContext>(compiledSchema(schema, 'guest', version), {
+      ...guestHandlers(),
+      'query-sev-capabilities': sevCapabilitiesHandler<VmGuestContext>(),
+    });
     agentDispatcher ??= new Dispatcher(compiledSchema(schema, 'agent', version), agentHandlers());
     const vmm: GuestVmm = { beforeFirstRun: () => undefined, sevInfoLines: () => undefined };
     const guest = this.guest;
@@ -40,7 +45,7 @@ export class Vm {
     };
     const limits = host.sessionLimits;
     guest.monitor = new Monitor({
-      kind: 'guest', dispatcher: guestDispatcher, context: { guest, vmm }, version, packageName: host.packageName, limits,
+      kind: 'guest', dispatcher: guestDispatcher, context: { guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos }, version, packageName: host.packageName, limits,
     });
     guest.agent = new Monitor({
       kind: 'agent', dispatcher: agentDispatcher, context: { guest, view }, version, packageName: host.packageName, limits,

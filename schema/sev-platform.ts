@@ -1,0 +1,37 @@
+/** SEV platform commands: QEMU's query-sev-capabilities and sevd's control commands (interface.md §5). */
+import type { Expr } from './defs.js';
+
+export const sevPlatformSchema: readonly Expr[] = [
+  {
+    struct: 'SevCapability',
+    data: {
+      pdh: 'str',
+      'cert-chain': 'str',
+      'cpu0-id': { type: 'str', since: '7.1.0' },
+      cbitpos: 'int',
+      'reduced-phys-bits': 'int',
+    },
+  },
+  { command: 'query-sev-capabilities', returns: 'SevCapability', monitors: ['control', 'guest'] },
+  { enum: 'SevPlatformState', data: ['uninit', 'init', 'working'] },
+  { enum: 'SevPlatformOwner', data: ['self', 'external'] },
+  {
+    struct: 'SevPlatformStatus',
+    data: {
+      'api-major': 'uint8', 'api-minor': 'uint8', 'build-id': 'uint8', state: 'SevPlatformState',
+      owner: 'SevPlatformOwner', es: 'bool', 'guest-count': 'uint32',
+    },
+  },
+  { command: 'sev-platform-status', returns: 'SevPlatformStatus', monitors: ['control'] },
+  {
+    struct: 'SevPlatformCertificates',
+    data: { pdh: 'str', pek: 'str', oca: 'str', cek: 'str', ask: 'str', ark: 'str' },
+  },
+  { command: 'sev-export-certs', returns: 'SevPlatformCertificates', monitors: ['control'] },
+  { command: 'sev-pek-gen', monitors: ['control'] },
+  { command: 'sev-pdh-gen', monitors: ['control'] },
+  { command: 'sev-factory-reset', monitors: ['control'] },
+  { struct: 'SevPekCsr', data: { data: 'str' } },
+  { command: 'sev-pek-csr', returns: 'SevPekCsr', monitors: ['control'] },
+  { command: 'sev-pek-cert-import', data: { 'pek-cert': 'str', 'oca-cert': 'str' }, monitors: ['control'] },
+];

@@ -1,0 +1,85 @@
+/**
+ * QMP for the platform: query-sev-capabilities (QEMU's steps and texts, on every monitor)
+ * and the control commands of interface.md §5, with firmware failures as
+ * `SEV: <CMD> failed: fw_err=<n> (<text>)`.
+ */
+import type { Handler } from '../dispatch/dispatcher.js';
+import type { SessionContext } from '../dispatch/common-commands.js';
+import { atLeast } from '../dispatch/version.js';
+import { glibBase64Decode } from '../dispatch/glib-base64.js';
+import { QmpError } from '../qmp/errors.js';
+import { FirmwareError, fwErrorText } from '../firmware/status.js';
+import type { SevDevice } from '../firmware/sev-device.js';
+
+export interface SevHostContext extends SessionContext {
+  sev: SevDevice;
+  /** CPUID 0x8000001F EBX[5:0] of the emulated host. */
+  cbitpos: number;
+}
+
+/** Runs a firmware call; a FirmwareError becomes the interface's GenericError text. */
+export function firmware<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof FirmwareError) throw QmpError.generic(e.message);
+    throw e;
+  }
+}
+
+export function sevCapabilitiesHandler<C extends SevHostContext>(): Handler<C> {
+  return (_a, { sev, cbitpos, session }) => {
+    const v = session.monitor.version;
+    const modern = atLeast(v, '6.2.0');
+    let pdh: Buffer;
+    let certs: Buffer;
+    try {
+      ({ pdh, certs } = sev.pdhCertExport());
+    } catch (e) {
+      if (!(e instanceof FirmwareError)) throw e;
+      throw QmpError.generic(`${modern ? 'SEV: Failed' : 'failed'} to export PDH cert ret=-1 fw_err=${e.status} (${fwErrorText(e.status)})`);
+    }
+    let cpu0Id: string | undefined;
+    if (atLeast(v, '7.1.0')) {
+      try {
+        cpu0Id = sev.getId().toString('base64');
+      } catch (e) {
+        if (!(e instanceof FirmwareError)) throw e;
+        throw QmpError.generic(`SEV: Failed to get ID ret=-1 fw_err=${e.status} (${fwErrorText(e.status)})`);
+      }
+    }
+    return {
+      pdh: pdh.toString('base64'),
+      'cert-chain': certs.toString('base64'),
+      'cpu0-id': cpu0Id,
+      cbitpos,
+      // QEMU hard-codes 1 whatever CPUID says.
+      'reduced-phys-bits': 1,
+    };
+  };
+}
+
+export function sevPlatformHandlers<C extends SevHostContext>(): Record<string, Handler<C>> {
+  return {
+    'query-sev-capabilities': sevCapabilitiesHandler<C>(),
+    'sev-platform-status': (_a, { sev }) => {
+      const s = sev.status();
+      return {
+        'api-major': s.apiMajor, 'api-minor': s.apiMinor, 'build-id': s.build,
+        state: s.state.toLowerCase(), owner: s.owner, es: s.es, 'guest-count': s.guestCount,
+      };
+    },
+    'sev-export-certs': (_a, { sev }) => {
+      const { pdh, certs } = firmware(() => sev.pdhCertExport());
+      const root = sev.platform.emulatedRoot;
+      const part = (i: number) => certs.subarray(i * 0x824, (i + 1) * 0x824).toString('base64');
+      return { pdh: pdh.toString('base64'), pek: part(0), oca: part(1), cek: part(2), ask: root.ask.toString('base64'), ark: root.ark.toString('base64') };
+    },
+    'sev-pek-gen': (_a, { sev }) => firmware(() => sev.pekGen()),
+    'sev-pdh-gen': (_a, { sev }) => firmware(() => sev.pdhGen()),
+    'sev-factory-reset': (_a, { sev }) => firmware(() => sev.factoryReset()),
+    'sev-pek-csr': (_a, { sev }) => ({ data: firmware(() => sev.pekCsr()).toString('base64') }),
+    'sev-pek-cert-import': (args, { sev }) =>
+      firmware(() => sev.pekCertImport(glibBase64Decode(args['pek-cert'] as string), glibBase64Decode(args['oca-cert'] as string))),
+  };
+}

@@ -1,0 +1,32 @@
+/**
+ * GLib's g_base64_decode (qmp-protocol.md §14.10), which QEMU uses for every base64
+ * argument: never fails; skips characters outside the alphabet; '=' counts as a zero
+ * sextet and trims the group's output; an incomplete final group is dropped.
+ */
+const RANK = new Int16Array(256).fill(-1);
+'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.split('').forEach((ch, i) => (RANK[ch.charCodeAt(0)] = i));
+RANK['='.charCodeAt(0)] = 0;
+
+export function glibBase64Decode(text: string): Buffer {
+  const input = Buffer.from(text, 'latin1');
+  const out = Buffer.alloc(Math.floor((input.length * 3) / 4) + 3);
+  let o = 0;
+  let v = 0;
+  let i = 0;
+  let last0 = 0;
+  let last1 = 0;
+  for (const c of input) {
+    const rank = RANK[c]!;
+    if (rank < 0) continue;
+    last1 = last0;
+    last0 = c;
+    v = ((v << 6) | rank) & 0xffffff;
+    if (++i === 4) {
+      out[o++] = v >> 16;
+      if (last1 !== 0x3d) out[o++] = (v >> 8) & 0xff;
+      if (last0 !== 0x3d) out[o++] = v & 0xff;
+      i = 0;
+    }
+  }
+  return out.subarray(0, o);
+}

@@ -1,0 +1,67 @@
+/**
+ * The firmware's non-volatile state in the state directory: written atomically (temporary
+ * file, fsync, rename, fsync of the directory) with a checksum, so a crash at any point
+ * leaves either the old or the new identity, and a damaged file is an error at start-up,
+ * never a silent new identity.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, existsSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+
+export const STATE_FILE = 'platform.json';
+const FORMAT = 'sevd-platform-state/1';
+
+export class StateFileError extends Error {}
+
+export interface NvState {
+  generation: string;
+  chipId: string; // base64
+  seeded: boolean;
+  cekKey: string;
+  cekCert: string;
+  ocaKey: string | null; // null when externally owned
+  ocaCert: string;
+  pekKey: string;
+  pekCert: string;
+  pdhKey: string;
+  pdhCert: string;
+  owner: 'self' | 'external';
+}
+
+const checksum = (body: string) => createHash('sha256').update(body).digest('hex');
+
+export function readNvState(stateDir: string): NvState | undefined {
+  const path = join(stateDir, STATE_FILE);
+  if (!existsSync(path)) return undefined;
+  let doc: { format?: string; checksum?: string; state?: NvState };
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new StateFileError(`platform state ${path} is damaged (not JSON: ${(e as Error).message}); refusing to start with a new identity — restore it or remove it deliberately`);
+  }
+  if (doc.format !== FORMAT || !doc.state || doc.checksum !== checksum(JSON.stringify(doc.state))) {
+    throw new StateFileError(`platform state ${path} is damaged (format or checksum mismatch); refusing to start with a new identity — restore it or remove it deliberately`);
+  }
+  return doc.state;
+}
+
+export function writeNvState(stateDir: string, state: NvState): void {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const path = join(stateDir, STATE_FILE);
+  const tmp = `${path}.tmp-${process.pid}`;
+  const text = JSON.stringify({ format: FORMAT, checksum: checksum(JSON.stringify(state)), state }, null, 1) + '\n';
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  const dfd = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
