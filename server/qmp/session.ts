@@ -32,6 +32,11 @@ export interface CommandContextBase {
 
 type Queued = { item: StreamItem };
 
+/** Input is lexed at most this many bytes at a time... */
+const SLICE_BYTES = 4096;
+/** ...and a connection yields the event loop after this much lexing in one turn. */
+const SLICE_MS = 2;
+
 export class QmpSession {
   private mode: 'negotiation' | 'command';
   private oobEnabled = false;
@@ -46,6 +51,8 @@ export class QmpSession {
   /** Set by handlers (quit) to close the connection once the reply is written. */
   closeAfterReply = false;
   private flushAfterReply = false;
+  /** Input received while an earlier chunk is still being lexed in slices. */
+  private readonly backlog: Uint8Array[] = [];
   /** Handler context: the monitor's plus this session, built once. */
   private readonly context: Record<string, unknown>;
 
@@ -71,9 +78,54 @@ export class QmpSession {
     return this.oobEnabled;
   }
 
-  /** Bytes from the transport, in any chunking. */
+  /**
+   * Bytes from the transport, in any chunking. Large chunks are lexed in slices so that one
+   * client flooding input cannot hold the event loop: the rest waits for the next turn.
+   */
   receive(chunk: Uint8Array): void {
-    if (!this.closed) this.streamer.feed(chunk);
+    if (this.closed) return;
+    if (this.backlog.length > 0) {
+      this.backlog.push(chunk);
+      return;
+    }
+    this.sliceStart = performance.now();
+    this.feedSlices(chunk);
+  }
+
+  private feedSlices(chunk: Uint8Array): void {
+    let at = 0;
+    while (at < chunk.length && !this.closed) {
+      const end = Math.min(chunk.length, at + SLICE_BYTES);
+      this.streamer.feed(chunk.subarray(at, end));
+      at = end;
+      if (at < chunk.length && this.sliceBudgetSpent()) {
+        this.backlog.unshift(chunk.subarray(at));
+        this.sink.pause?.();
+        setImmediate(() => this.resumeBacklog());
+        return;
+      }
+    }
+  }
+
+  private sliceStart = 0;
+  private sliceBudgetSpent(): boolean {
+    const now = performance.now();
+    if (now - this.sliceStart > SLICE_MS) {
+      this.sliceStart = now;
+      return true;
+    }
+    return false;
+  }
+
+  private resumeBacklog(): void {
+    this.sliceStart = performance.now();
+    while (this.backlog.length > 0 && !this.closed) {
+      const next = this.backlog.shift()!;
+      const before = this.backlog.length;
+      this.feedSlices(next);
+      if (this.backlog.length > before) return; // yielded again
+    }
+    if (!this.closed && !this.paused) this.sink.resume?.();
   }
 
   /** One complete message (WebSocket text frame): parse it to the end. */
@@ -91,25 +143,15 @@ export class QmpSession {
   detach(): void {
     this.closed = true;
     this.queue.length = 0;
+    this.backlog.length = 0;
     this.monitor.sessions.delete(this);
   }
 
   private onMessage(item: StreamItem): void {
     if (this.closed) return;
-    if (item.error !== undefined) {
-      if (this.maxErrors > 0 && ++this.consecutiveErrors > this.maxErrors) {
-        this.reply(undefined, QmpError.generic('sevd: too many consecutive protocol errors, closing the connection'));
-        this.sink.flush?.();
-        this.detach();
-        this.sink.close();
-        return;
-      }
-    } else {
-      this.consecutiveErrors = 0;
-      if (isOobRequest(item.value)) {
-        this.handle(item);
-        return;
-      }
+    if (item.error === undefined && isOobRequest(item.value)) {
+      this.handle(item);
+      return;
     }
     this.queue.push({ item });
     if (this.queue.length >= this.maxPending && !this.paused) {
@@ -188,6 +230,15 @@ export class QmpSession {
       : { return: value ?? {} };
     if (id !== undefined) msg['id'] = id;
     this.sink.write(qmpLine(msg));
+    if (error && this.maxErrors > 0 && ++this.consecutiveErrors > this.maxErrors) {
+      // Input that only ever produces errors (garbage, a fuzzer) ends the connection.
+      this.sink.write(qmpLine({ error: { class: 'GenericError', desc: 'sevd: too many consecutive protocol errors, closing the connection' } }));
+      this.sink.flush?.();
+      this.detach();
+      this.sink.close();
+      return;
+    }
+    if (!error) this.consecutiveErrors = 0;
     if (this.flushAfterReply) {
       this.flushAfterReply = false;
       this.sink.flush?.();

@@ -7,7 +7,9 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { startSevd } from '../helpers/sevd-process.js';
 import { qemuAvailable, startQemu } from '../helpers/qemu.js';
-import { concurrent, median, pipelined, sequential, unixConn, wsConn, QUERY_STATUS } from './qmp-load.js';
+import { concurrent, median, percentile, pipelined, sequential, unixConn, wsConn } from './qmp-load.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { verifyChain } from '../../server/firmware/certs/chain.js';
 
 const RUNS = 3;
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
@@ -69,6 +71,41 @@ async function flood(path: string) {
   return { cutOff, error: lastError, bytesSentBeforeCut: sent, p50: during.p50, p99: during.p99 };
 }
 
+/** Issue 3: chain verifications per second (emulated and real AMD chains) and PDH_GEN latency. */
+async function platformBench(controlPath: string): Promise<void> {
+  const c = await RawClient.connect(controlPath);
+  await c.negotiate();
+  const r = (await c.execute('sev-export-certs')).return;
+  const b = (k: string) => Buffer.from(r[k], 'base64');
+  const emulated = { ark: b('ark'), ask: b('ask'), cek: b('cek'), oca: b('oca'), pek: b('pek'), pdh: b('pdh') };
+  const F = 'test/fixtures';
+  const chip = (n: string) => readFileSync(`${F}/chips/rome/${n}.cert`);
+  const rome = { ark: readFileSync(`${F}/amd-roots/rome/ark.cert`), ask: readFileSync(`${F}/amd-roots/rome/ask.cert`), cek: chip('cek'), oca: chip('oca'), pek: chip('pek'), pdh: chip('pdh') };
+  for (const [name, chain] of [['emulated milan', emulated], ['real rome', rome]] as const) {
+    const rates: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const t0 = performance.now();
+      let n = 0;
+      while (performance.now() - t0 < 1000) {
+        if (!verifyChain(chain).ok) throw new Error('chain does not verify');
+        n++;
+      }
+      rates.push(n / ((performance.now() - t0) / 1000));
+    }
+    report(`platform: chain verifications /s (${name})`, median(rates));
+  }
+  const lat: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    const t0 = performance.now();
+    await c.execute('sev-pdh-gen');
+    lat.push(performance.now() - t0);
+  }
+  lat.sort((x, y) => x - y);
+  report('platform: PDH_GEN over QMP p50 ms', percentile(lat, 50));
+  report('platform: PDH_GEN over QMP p99 ms', percentile(lat, 99));
+  await c.close();
+}
+
 async function main(): Promise<void> {
   const guests = Array.from({ length: 100 }, (_, i) => ({ name: `g${i}`, memory: '4G', paused: true }));
   const sevd = await startSevd({ guests });
@@ -88,6 +125,7 @@ async function main(): Promise<void> {
       report(`sevd: ${mode} 100 clients p99 ms`, conc.p99);
     }
     report('sevd: 100 MB garbage flood', await flood(sevd.guestQmp('g1')));
+    await platformBench(sevd.controlPath);
     if (qemuAvailable()) {
       const qemu = await startQemu();
       try {
@@ -100,7 +138,6 @@ async function main(): Promise<void> {
     } else {
       report('qemu', 'not installed: no comparison');
     }
-    void QUERY_STATUS;
   } finally {
     await sevd.stop();
   }
