@@ -95,8 +95,11 @@ export async function pipelined(conn: Conn, n: number, batch = 1000): Promise<nu
   return (rounds * batch) / ((performance.now() - t0) / 1000);
 }
 
-/** `clients` connections each doing sequential requests for `ms`: throughput and latency. */
-export async function concurrent(open: () => Promise<Conn>, clients: number, ms: number) {
+/**
+ * `clients` connections each doing sequential requests for `ms`: throughput and latency.
+ * With `thinkMs` each client pauses between requests (a paced load instead of saturation).
+ */
+export async function concurrent(open: () => Promise<Conn>, clients: number, ms: number, thinkMs = 0) {
   const conns = await Promise.all(Array.from({ length: clients }, open));
   const lat: number[] = [];
   const end = performance.now() + ms;
@@ -107,6 +110,7 @@ export async function concurrent(open: () => Promise<Conn>, clients: number, ms:
         const s = performance.now();
         await c.roundTrip(QUERY_STATUS, 1);
         lat.push(performance.now() - s);
+        if (thinkMs > 0) await new Promise((r) => setTimeout(r, thinkMs));
       }
     }),
   );

@@ -123,6 +123,8 @@ export interface LexerOptions {
   maxTokenBytes?: number;
 }
 
+const NO_TEXT = new Uint8Array(0);
+
 export class JsonLexer {
   private state = IN_START;
   private buf: Uint8Array = new Uint8Array(256);
@@ -170,7 +172,7 @@ export class JsonLexer {
       consumed = !flush && lookahead[idx] === 0;
       if (consumed) this.append(ch);
       if (newState >= Tok.LCurly) {
-        this.sink(newState, this.text());
+        this.sink(newState, newState >= Tok.Integer ? this.text() : NO_TEXT);
         this.reset();
         newState = IN_START;
       } else if (newState === IN_START) {

@@ -65,11 +65,15 @@ export class JsonStreamer {
       }
       default: break;
     }
-    if (this.tokenBytes + text.length + 1 > this.maxTokenBytes) return this.fail('JSON token size limit exceeded');
+    const structural = type >= Tok.LCurly && type < Tok.Integer;
+    // A structural token's text is its one byte (the lexer does not hand it over).
+    const len = structural ? 1 : text.length;
+    if (this.tokenBytes + len + 1 > this.maxTokenBytes) return this.fail('JSON token size limit exceeded');
     if (this.tokens.length + 1 > this.maxTokens) return this.fail('JSON token count limit exceeded');
     if (this.braces + this.brackets > this.maxNesting) return this.fail('JSON nesting depth limit exceeded');
-    this.tokens.push({ type, text: type >= Tok.Integer ? text.slice() : EMPTY });
-    this.tokenBytes += text.length;
+    // Structural tokens carry no text: share one immutable token object per type.
+    this.tokens.push(structural ? STRUCTURAL[type - Tok.LCurly]! : { type, text: text.slice() });
+    this.tokenBytes += len;
     // QEMU tests the bracket counter twice and the brace counter never (reproduced).
     if ((this.braces > 0 || this.brackets > 0) && this.brackets >= 0) return;
     this.finish();
@@ -95,3 +99,6 @@ export class JsonStreamer {
 }
 
 const EMPTY = new Uint8Array(0);
+const STRUCTURAL: readonly Token[] = [Tok.LCurly, Tok.RCurly, Tok.LSquare, Tok.RSquare, Tok.Colon, Tok.Comma].map((type) =>
+  Object.freeze({ type, text: EMPTY }),
+);
