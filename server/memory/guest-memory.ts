@@ -1,0 +1,120 @@
+/**
+ * A guest's memory as the host and the guest see it (sev-firmware.md §10): stored bytes
+ * (the host view) in sparse pages; pages marked private hold ciphertext under the key of
+ * the guest's ASID, and the guest view decrypts them. Pages never written read as zeros
+ * in both views.
+ */
+import { PAGE_SIZE, SparseMemory, type Region } from './sparse-memory.js';
+import type { MemoryController } from './memory-controller.js';
+
+export class GuestMemory extends SparseMemory {
+  /** RAM pages are private unless flipped (an SEV guest sets the C-bit on its memory). */
+  private defaultPrivate = false;
+  /** Pages whose C-bit differs from the default (kept small: only explicit changes). */
+  private readonly flipped = new Set<number>();
+  /** The ASID the guest runs with, once the firmware context is active (SEV guests). */
+  asid: number | null = null;
+  readonly spaBase: number;
+
+  constructor(regions: readonly Region[], private readonly mc: MemoryController | null) {
+    super(regions);
+    this.spaBase = mc ? mc.allocateSpaWindow() : 0;
+  }
+
+  spaOf(pfn: number): number {
+    return this.spaBase + pfn * PAGE_SIZE;
+  }
+
+  private inRam(pfn: number): boolean {
+    const gpa = pfn * PAGE_SIZE;
+    return this.regions.some((r) => r.name.startsWith('pc.ram') && gpa >= r.base && gpa < r.base + r.size);
+  }
+
+  /** The page's C-bit view: private (encrypted) or shared. */
+  isPrivate(pfn: number): boolean {
+    const base = this.defaultPrivate && this.inRam(pfn);
+    return base !== this.flipped.has(pfn);
+  }
+
+  private get encrypting(): boolean {
+    return this.mc !== null && this.asid !== null && this.mc.hasKey(this.asid);
+  }
+
+  /** Plaintext of a page as the guest sees it (zeros if never written). */
+  private guestPage(pfn: number): Buffer {
+    const stored = this.peekPage(pfn);
+    if (!stored) return Buffer.alloc(PAGE_SIZE);
+    if (!this.isPrivate(pfn)) return Buffer.from(stored);
+    if (!this.encrypting) throw new Error('private page read without an active key');
+    return this.mc!.decryptPage(this.asid!, this.spaOf(pfn), stored);
+  }
+
+  private storeGuestPage(pfn: number, plain: Buffer): void {
+    if (this.isPrivate(pfn)) {
+      if (!this.encrypting) throw new Error('private page write without an active key');
+      this.page(pfn).set(this.mc!.encryptPage(this.asid!, this.spaOf(pfn), plain));
+    } else {
+      this.page(pfn).set(plain);
+    }
+  }
+
+  /** Guest view read: private pages decrypted with the guest's key. */
+  guestRead(gpa: number, len: number): Buffer {
+    const out = Buffer.alloc(len);
+    forPages(gpa, len, (pfn, off, n, done) => {
+      if (!this.peekPage(pfn)) return; // zeros
+      this.guestPage(pfn).copy(out, done, off, off + n);
+    });
+    return out;
+  }
+
+  /** Guest view write: read-modify-write of each touched page through the guest's key. */
+  guestWrite(gpa: number, data: Uint8Array): void {
+    forPages(gpa, data.length, (pfn, off, n, done) => {
+      const plain = n === PAGE_SIZE ? Buffer.from(data.subarray(done, done + n)) : this.guestPage(pfn);
+      if (n !== PAGE_SIZE) plain.set(data.subarray(done, done + n), off);
+      this.storeGuestPage(pfn, plain);
+    });
+  }
+
+  /** The guest's page-state change: stored bytes are not transformed (as on hardware). */
+  setPrivate(gpa: number, len: number, priv: boolean): void {
+    forPages(gpa, len, (pfn) => {
+      const base = this.defaultPrivate && this.inRam(pfn);
+      if (priv === base) this.flipped.delete(pfn);
+      else this.flipped.add(pfn);
+    });
+  }
+
+  /**
+   * LAUNCH_UPDATE_DATA / RECEIVE: encrypts whatever is stored in the touched pages, as the
+   * hardware would (calling it twice encrypts twice), and makes them private.
+   */
+  encryptInPlace(gpa: number, len: number): void {
+    if (!this.encrypting) throw new Error('encryption without an active key');
+    forPages(gpa, len, (pfn) => {
+      this.setPrivate(pfn * PAGE_SIZE, PAGE_SIZE, true);
+      const stored = this.peekPage(pfn);
+      this.page(pfn).set(this.mc!.encryptPage(this.asid!, this.spaOf(pfn), stored ?? Buffer.alloc(PAGE_SIZE)));
+    });
+  }
+
+  /** An SEV guest: its RAM is private unless the guest shares pages. */
+  setDefaultPrivate(): void {
+    this.defaultPrivate = true;
+    this.flipped.clear();
+  }
+}
+
+/** Calls fn(pfn, offset in page, length, bytes done) for each page a range touches. */
+export function forPages(gpa: number, len: number, fn: (pfn: number, off: number, n: number, done: number) => void): void {
+  let done = 0;
+  while (done < len) {
+    const addr = gpa + done;
+    const pfn = Math.floor(addr / PAGE_SIZE);
+    const off = addr - pfn * PAGE_SIZE;
+    const n = Math.min(PAGE_SIZE - off, len - done);
+    fn(pfn, off, n, done);
+    done += n;
+  }
+}
