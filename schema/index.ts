@@ -6,12 +6,14 @@ import { controlSchema } from './control.js';
 import { agentSchema } from './agent.js';
 import { introspectSchema } from './introspect.js';
 import { sevPlatformSchema } from './sev-platform.js';
+import { sevSchema } from './sev.js';
 
 export const schema: readonly Expr[] = [
   ...monitorSchema,
   ...runStateSchema,
   ...controlSchema,
   ...sevPlatformSchema,
+  ...sevSchema,
   ...agentSchema,
   ...introspectSchema,
 ];

@@ -27,7 +27,7 @@ export function controlHandlers(): Record<string, Handler<ControlContext>> {
         name: vm.name,
         status: vm.guest.runState,
         running: vm.guest.running,
-        'sev-state': null,
+        'sev-state': vm.sev?.state ?? null,
         'qmp-path': vm.qmpPath,
         'qga-path': vm.qgaPath,
       })),

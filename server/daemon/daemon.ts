@@ -23,6 +23,9 @@ import { SpecError } from './guest-spec.js';
 import type { HostContext } from './host.js';
 import { Platform } from '../firmware/platform.js';
 import { SevDevice } from '../firmware/sev-device.js';
+import { GuestFirmware } from '../firmware/guest-firmware.js';
+import { MemoryController } from '../memory/memory-controller.js';
+import { AsidPool } from '../sev/asid-pool.js';
 
 export const SEVD_VERSION = '0.1.0';
 
@@ -48,8 +51,14 @@ export class Daemon {
     });
     // sevd's choice: an idle host sits in INIT, as if KVM had started a guest before.
     platform.init();
+    const device = new SevDevice(platform);
+    const memory = new MemoryController();
+    const firmware = new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid });
     this.host = {
-      sev: new SevDevice(platform),
+      sev: device,
+      sevHost: {
+        device, firmware, memory, asids: new AsidPool(firmware), cbitpos: p.cbitpos, reducedPhysBits: p.reducedPhysBits,
+      },
       config,
       version,
       packageName: `sevd ${SEVD_VERSION}`,

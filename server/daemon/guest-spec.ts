@@ -10,21 +10,13 @@ import { builtinFirmware } from '../guest/builtin-firmware.js';
 import { strerror } from '../guest/strerror.js';
 import type { GuestConfig } from '../guest/guest.js';
 import type { Args } from '../dispatch/dispatcher.js';
+import type { SevGuestSpec } from '../sev/sev-guest.js';
 
 const NAME_RE = new RegExp(GUEST_NAME_PATTERN);
 const DEFAULT_MEMORY = 512 * 1024 * 1024;
 /** Flash images larger than this would overlap the PCI hole below 4 GiB. */
 const MAX_FIRMWARE = 64 * 1024 * 1024;
 
-export interface SevGuestSpec {
-  policy: number;
-  handle: number;
-  dhCertFile: string | null;
-  sessionFile: string | null;
-  cbitpos: number | null;
-  reducedPhysBits: number | null;
-  kernelHashes: boolean;
-}
 
 export interface NormalizedSpec {
   config: GuestConfig;

@@ -3,6 +3,7 @@ import type { SevdConfig } from '../config/defaults.js';
 import type { Version } from '../dispatch/version.js';
 import type { SessionLimits } from '../qmp/session.js';
 import type { SevDevice } from '../firmware/sev-device.js';
+import type { SevHost } from '../sev/sev-host.js';
 
 export interface HostContext {
   config: SevdConfig;
@@ -11,4 +12,6 @@ export interface HostContext {
   sessionLimits: SessionLimits;
   /** The host's SEV device (the emulated Secure Processor behind the driver). */
   sev: SevDevice;
+  /** Firmware, memory controller and ASID pool that SEV guests share. */
+  sevHost: SevHost;
 }

@@ -1,51 +1,78 @@
 /**
- * A VM as the daemon hosts it: the guest, its QMP monitor and guest agent, and the Unix
- * sockets they listen on. Creation is all-or-nothing: a failure leaves no socket behind.
+ * A VM as the daemon hosts it: the guest, its SEV state, its QMP monitor and guest agent,
+ * and the Unix sockets they listen on. Creation is all-or-nothing: a failure leaves no
+ * socket, firmware context or ASID behind.
  */
 import { join } from 'node:path';
 import { Guest } from '../guest/guest.js';
 import { guestHandlers, type GuestContext, type GuestVmm } from '../guest/commands.js';
 import { agentHandlers, type AgentContext, type GuestMemoryView } from '../guest/agent-commands.js';
+import { parseSecretTable } from '../guest/efi-secret-table.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
 import { compiledSchema } from '../dispatch/compiled-schema.js';
+import { atLeast } from '../dispatch/version.js';
 import { Monitor } from '../qmp/monitor.js';
 import { UnixListener } from '../transport/unix-socket.js';
 import { schema } from '../../schema/index.js';
+import { SevGuest } from '../sev/sev-guest.js';
+import { sevGuestHandlers, type SevGuestContext } from '../sev/sev-commands.js';
 import type { NormalizedSpec } from './guest-spec.js';
 import type { HostContext } from './host.js';
 import { sevCapabilitiesHandler, type SevHostContext } from './sev-platform-commands.js';
 
-type VmGuestContext = GuestContext & SevHostContext;
+type VmGuestContext = GuestContext & SevHostContext & SevGuestContext;
 let guestDispatcher: Dispatcher<VmGuestContext> | undefined;
 let agentDispatcher: Dispatcher<AgentContext> | undefined;
 
 export class Vm {
   readonly guest: Guest;
+  readonly sev: SevGuest | null;
   readonly qmpPath: string;
   readonly qgaPath: string;
   private listeners: UnixListener[] = [];
 
   constructor(readonly spec: NormalizedSpec, private readonly host: HostContext, onExit: (vm: Vm) => void) {
-    this.guest = new Guest(spec.config, { onExit: () => onExit(this) });
+    const sevHost = host.sevHost;
+    this.guest = new Guest(spec.config, { onExit: () => onExit(this) }, spec.sev ? sevHost.memory : null);
+    // QEMU's startup checks run before anything is created.
+    this.sev = spec.sev && !spec.config.incoming ? new SevGuest(this.guest, spec.sev, sevHost) : null;
     this.qmpPath = join(host.config.runDir, 'guests', `${spec.config.name}.qmp`);
     this.qgaPath = join(host.config.runDir, 'guests', `${spec.config.name}.qga`);
     const version = host.version;
     guestDispatcher ??= new Dispatcher<VmGuestContext>(compiledSchema(schema, 'guest', version), {
       ...guestHandlers(),
+      ...sevGuestHandlers<VmGuestContext>(),
       'query-sev-capabilities': sevCapabilitiesHandler<VmGuestContext>(),
     });
     agentDispatcher ??= new Dispatcher(compiledSchema(schema, 'agent', version), agentHandlers());
-    const vmm: GuestVmm = { beforeFirstRun: () => undefined, sevInfoLines: () => undefined };
     const guest = this.guest;
+    const sev = this.sev;
+    const vmm: GuestVmm = {
+      beforeFirstRun: () => sev?.beforeFirstRun(),
+      sevInfoLines: () => sev?.infoLines(atLeast(version, '9.1.0')),
+      hostRead: (gpa, len) => (sev ? sev.hostRead(gpa, len) : guest.memory.read(gpa, len)),
+    };
     const view: GuestMemoryView = {
-      read: (gpa, len) => guest.guestRead(gpa, len),
-      write: (gpa, data) => guest.guestWrite(gpa, data),
-      setPrivate: () => undefined,
-      secrets: () => [],
+      read: (gpa, len) => guest.memory.guestRead(gpa, len),
+      write: (gpa, data) => guest.memory.guestWrite(gpa, data),
+      // Without SEV there is no C-bit to flip: all memory stays shared.
+      setPrivate: (gpa, size, priv) => {
+        if (sev) guest.memory.setPrivate(gpa, size, priv);
+      },
+      secrets: () => {
+        const area = sev?.secretArea();
+        if (!area || !guest.memory.regionOf(area.base, area.size)) return [];
+        return parseSecretTable(guest.memory.guestRead(area.base, area.size)).map((e) => ({ guid: e.guid, data: e.data.toString('base64') }));
+      },
     };
     const limits = host.sessionLimits;
     guest.monitor = new Monitor({
-      kind: 'guest', dispatcher: guestDispatcher, context: { guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos }, version, packageName: host.packageName, limits,
+      kind: 'guest',
+      dispatcher: guestDispatcher,
+      context: { guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos, sevGuest: sev },
+      version,
+      packageName: host.packageName,
+      limits,
     });
     guest.agent = new Monitor({
       kind: 'agent', dispatcher: agentDispatcher, context: { guest, view }, version, packageName: host.packageName, limits,
@@ -56,7 +83,9 @@ export class Vm {
     return this.guest.name;
   }
 
+  /** Machine init (the SEV launch flow), then the sockets, then the guest starts unless paused. */
   async open(): Promise<void> {
+    this.sev?.launch();
     const mode = this.host.config.socketMode;
     try {
       this.listeners.push(await UnixListener.listen(this.qmpPath, this.guest.monitor, { mode }));
@@ -65,11 +94,12 @@ export class Vm {
       await this.close();
       throw e;
     }
-    this.guest.start();
+    this.guest.start(() => this.sev?.beforeFirstRun());
   }
 
-  /** Closes the sockets and every connection to them. */
+  /** Closes the sockets and every connection to them; the firmware context is decommissioned. */
   async close(): Promise<void> {
+    this.sev?.destroy();
     const ls = this.listeners;
     this.listeners = [];
     await Promise.all(ls.map((l) => l.close()));

@@ -58,6 +58,10 @@ export function agentHandlers(): Record<string, Handler<AgentContext>> {
       const gpa = checkRange(guest, args['gpa'], data.length);
       view.write(gpa, data);
     },
+    'guest-get-secrets': (_a, { guest, view }) => {
+      requireRunning(guest);
+      return view.secrets();
+    },
     'guest-set-memory-attributes': (args, { guest, view }) => {
       requireRunning(guest);
       const size = Number(args['size']);

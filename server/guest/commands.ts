@@ -17,11 +17,13 @@ export interface GuestContext extends SessionContext {
 export interface GuestVmm {
   beforeFirstRun(): void;
   sevInfoLines(): string[] | undefined;
+  /** What the host sees of guest memory: ciphertext of private pages (or DBG_DECRYPT). */
+  hostRead(gpa: number, len: number): Buffer;
 }
 
 const DUMP_CHUNK = 1 << 20;
 
-async function dumpMemory(guest: Guest, start: number, size: number, filename: string): Promise<void> {
+async function dumpMemory(vmm: GuestVmm, start: number, size: number, filename: string): Promise<void> {
   let fh;
   try {
     fh = await open(filename, 'w', 0o600);
@@ -31,7 +33,7 @@ async function dumpMemory(guest: Guest, start: number, size: number, filename: s
   try {
     for (let done = 0; done < size; done += DUMP_CHUNK) {
       const n = Math.min(DUMP_CHUNK, size - done);
-      await fh.write(guest.memory.read(start + done, n));
+      await fh.write(vmm.hostRead(start + done, n));
     }
   } catch {
     throw QmpError.generic(`writing memory to '${filename}' failed`);
@@ -71,8 +73,8 @@ export function guestHandlers(): Record<string, Handler<GuestContext>> {
       setImmediate(() => guest.terminate('host-qmp-quit'));
     },
     'human-monitor-command': (args, { guest, vmm }) =>
-      runHmp({ guest, sevInfoLines: () => vmm.sevInfoLines() }, args['command-line'] as string),
-    memsave: async (args, { guest }) => {
+      runHmp({ guest, sevInfoLines: () => vmm.sevInfoLines(), hostRead: (g, l) => vmm.hostRead(g, l) }, args['command-line'] as string),
+    memsave: async (args, { guest, vmm }) => {
       if (args['cpu-index'] !== undefined && args['cpu-index'] !== 0) {
         throw QmpError.generic("Parameter 'cpu-index' expects a CPU number");
       }
@@ -81,12 +83,12 @@ export function guestHandlers(): Record<string, Handler<GuestContext>> {
       if (size < 0 || (size > 0 && !guest.memory.regionOf(val, size))) {
         throw QmpError.generic(`Invalid addr 0x${hex16(args['val'])}/size ${String(args['size'])} specified`);
       }
-      await dumpMemory(guest, val, size, args['filename'] as string);
+      await dumpMemory(vmm, val, size, args['filename'] as string);
     },
-    pmemsave: async (args, { guest }) => {
+    pmemsave: async (args, { vmm }) => {
       const { val, size } = addrArgs(args);
       if (size < 0) throw QmpError.generic(`Invalid parameter 'size'`);
-      await dumpMemory(guest, val, size, args['filename'] as string);
+      await dumpMemory(vmm, val, size, args['filename'] as string);
     },
   };
 }

@@ -2,7 +2,8 @@
  * One emulated VM: its run state machine (QEMU's runstate rules and events), its
  * memory, and the monitors that drive it. Transports attach to `monitor` and `agent`.
  */
-import { SparseMemory } from '../memory/sparse-memory.js';
+import { GuestMemory } from '../memory/guest-memory.js';
+import type { MemoryController } from '../memory/memory-controller.js';
 import type { Monitor } from '../qmp/monitor.js';
 import type { OutValue } from '../qmp/json/writer.js';
 import { QmpError } from '../qmp/errors.js';
@@ -34,7 +35,7 @@ export interface GuestEvents {
 export class Guest {
   readonly name: string;
   readonly uuid = '00000000-0000-0000-0000-000000000000';
-  readonly memory: SparseMemory;
+  readonly memory: GuestMemory;
   readonly ovmfEntries: OvmfEntry[];
   private state: RunState;
   /** QEMU's autostart: run once an incoming migration completes. */
@@ -44,9 +45,10 @@ export class Guest {
   /** HMP's remembered xp format and size (QEMU keeps them per monitor). */
   hmpLast = { format: 'x', size: 4 };
 
-  constructor(readonly config: GuestConfig, private readonly events: GuestEvents = {}) {
+  /** `mc` is the host's memory controller for an SEV guest, null for a plain one. */
+  constructor(readonly config: GuestConfig, private readonly events: GuestEvents = {}, mc: MemoryController | null = null) {
     this.name = config.name;
-    this.memory = new SparseMemory(machineLayout(config.memoryBytes, config.firmware.length));
+    this.memory = new GuestMemory(machineLayout(config.memoryBytes, config.firmware.length), mc);
     const table = parseOvmfTable(config.firmware);
     this.ovmfEntries = 'entries' in table ? table.entries : [];
     this.autostart = !config.paused;
@@ -58,8 +60,11 @@ export class Guest {
   }
 
   /** Finishes start-up: a guest that is not paused (and not incoming) starts running. */
-  start(): void {
-    if (this.state === 'prelaunch' && this.autostart) this.setState('running');
+  start(beforeRun?: () => void): void {
+    if (this.state === 'prelaunch' && this.autostart) {
+      beforeRun?.();
+      this.setState('running');
+    }
   }
 
   get runState(): RunState {
@@ -128,12 +133,4 @@ export class Guest {
     this.events.onExit?.(this);
   }
 
-  /** Guest-visible reads and writes (the guest agent); plain memory until SEV applies. */
-  guestRead(gpa: number, len: number): Buffer {
-    return this.memory.read(gpa, len);
-  }
-
-  guestWrite(gpa: number, data: Uint8Array): void {
-    this.memory.write(gpa, data);
-  }
 }

@@ -6,6 +6,8 @@ import type { Guest } from './guest.js';
 
 export interface HmpTarget {
   guest: Guest;
+  /** The host's view of guest memory (what a dump shows). */
+  hostRead(gpa: number, len: number): Buffer;
   /** `info sev` text lines for this guest (from the SEV layer), or undefined for no SEV. */
   sevInfoLines(): string[] | undefined;
 }
@@ -16,7 +18,7 @@ export function runHmp(t: HmpTarget, commandLine: string): string {
   let out: string;
   if (word === '') out = '';
   else if (word === 'info') out = info(t, rest[0] ?? '');
-  else if (word === 'xp') out = xp(t.guest, line.slice(2).trim());
+  else if (word === 'xp') out = xp(t, line.slice(2).trim());
   else out = `unknown command: '${word}'\n`;
   return out.replace(/\n/g, '\r\n');
 }
@@ -43,7 +45,8 @@ function info(t: HmpTarget, item: string): string {
 const FORMATS = 'xduoci';
 const SIZES: Record<string, number> = { b: 1, h: 2, w: 4, g: 8 };
 
-function xp(guest: Guest, args: string): string {
+function xp(t: HmpTarget, args: string): string {
+  const guest = t.guest;
   let fmt = guest.hmpLast.format;
   let size = guest.hmpLast.size;
   let count = 1;
@@ -78,7 +81,7 @@ function xp(guest: Guest, args: string): string {
       out += ' Cannot access memory\n';
       break;
     }
-    const bytes = guest.memory.read(Number(lineAddr), n);
+    const bytes = t.hostRead(Number(lineAddr), n);
     for (let i = 0; i < n; i += size) out += ' ' + formatUnit(bytes, i, size, fmt);
     out += '\n';
   }
