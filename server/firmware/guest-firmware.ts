@@ -109,8 +109,7 @@ export class GuestFirmware {
     if (len === 0 || len % 16 !== 0) fail(cmd, FwStatus.INVALID_LEN);
     if (gpa % 16 !== 0 || !mem.regionOf(gpa, len)) fail(cmd, FwStatus.INVALID_ADDRESS);
     this.bound(cmd, ctx, mem);
-    ctx.ld.update(mem.read(gpa, len));
-    mem.encryptInPlace(gpa, len);
+    mem.encryptInPlace(gpa, len, (plain) => ctx.ld.update(plain));
   }
 
   launchMeasure(handle: number, out: OutBuf): Buffer {

@@ -90,12 +90,14 @@ export class GuestMemory extends SparseMemory {
    * LAUNCH_UPDATE_DATA / RECEIVE: encrypts whatever is stored in the touched pages, as the
    * hardware would (calling it twice encrypts twice), and makes them private.
    */
-  encryptInPlace(gpa: number, len: number): void {
+  encryptInPlace(gpa: number, len: number, measure?: (plain: Uint8Array) => void): void {
     if (!this.encrypting) throw new Error('encryption without an active key');
-    forPages(gpa, len, (pfn) => {
-      this.setPrivate(pfn * PAGE_SIZE, PAGE_SIZE, true);
-      const stored = this.peekPage(pfn);
-      this.page(pfn).set(this.mc!.encryptPage(this.asid!, this.spaOf(pfn), stored ?? Buffer.alloc(PAGE_SIZE)));
+    this.setPrivate(gpa, len, true);
+    forPages(gpa, len, (pfn, off, n) => {
+      const stored = this.page(pfn);
+      // The measured bytes are exactly the range; the whole page is the encryption unit.
+      measure?.(off === 0 && n === PAGE_SIZE ? stored : stored.subarray(off, off + n));
+      this.replacePage(pfn, this.mc!.encryptPage(this.asid!, this.spaOf(pfn), stored));
     });
   }
 

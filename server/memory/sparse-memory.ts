@@ -46,6 +46,12 @@ export class SparseMemory {
     return p;
   }
 
+  /** Swaps in new stored bytes for a page (a full-page result, no copy). */
+  replacePage(pfn: number, bytes: Buffer): void {
+    if (bytes.length !== PAGE_SIZE) throw new Error('a page is 4096 bytes');
+    this.pages.set(pfn, bytes);
+  }
+
   /** Host view: the stored bytes; unbacked or untouched memory reads as zeros. */
   read(gpa: number, len: number): Buffer {
     const out = Buffer.alloc(len);

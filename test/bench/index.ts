@@ -10,6 +10,7 @@ import { qemuAvailable, startQemu } from '../helpers/qemu.js';
 import { concurrent, median, percentile, pipelined, sequential, unixConn, wsConn } from './qmp-load.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { verifyChain } from '../../server/firmware/certs/chain.js';
+import { fullLaunchBench, launchUpdateBench, manyGuestsBench } from './sev-bench.js';
 
 const RUNS = 3;
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
@@ -147,6 +148,9 @@ async function main(): Promise<void> {
   } finally {
     await sevd.stop();
   }
+  await launchUpdateBench(report);
+  await fullLaunchBench(report);
+  await manyGuestsBench(report);
   writeFileSync('bench-results.json', JSON.stringify(results, null, 2) + '\n');
   console.log('\nwritten to bench-results.json');
 }
