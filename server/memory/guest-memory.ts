@@ -5,7 +5,7 @@
  * in both views.
  */
 import { PAGE_SIZE, SparseMemory, type Region } from './sparse-memory.js';
-import type { MemoryController } from './memory-controller.js';
+import type { MemoryController, PageToEncrypt } from './memory-controller.js';
 
 export class GuestMemory extends SparseMemory {
   /** RAM pages are private unless flipped (an SEV guest sets the C-bit on its memory). */
@@ -90,15 +90,16 @@ export class GuestMemory extends SparseMemory {
    * LAUNCH_UPDATE_DATA / RECEIVE: encrypts whatever is stored in the touched pages, as the
    * hardware would (calling it twice encrypts twice), and makes them private.
    */
-  encryptInPlace(gpa: number, len: number, measure?: (plain: Uint8Array) => void): void {
+  encryptInPlace(gpa: number, len: number, measure: (plain: Uint8Array) => void = () => undefined): void {
     if (!this.encrypting) throw new Error('encryption without an active key');
     this.setPrivate(gpa, len, true);
+    const pages: PageToEncrypt[] = [];
     forPages(gpa, len, (pfn, off, n) => {
-      const stored = this.page(pfn);
+      const page = this.page(pfn);
       // The measured bytes are exactly the range; the whole page is the encryption unit.
-      measure?.(off === 0 && n === PAGE_SIZE ? stored : stored.subarray(off, off + n));
-      this.replacePage(pfn, this.mc!.encryptPage(this.asid!, this.spaOf(pfn), stored));
+      pages.push({ page, spa: this.spaOf(pfn), measured: off === 0 && n === PAGE_SIZE ? page : page.subarray(off, off + n) });
     });
+    this.mc!.measureAndEncrypt(this.asid!, pages, measure);
   }
 
   /** An SEV guest: its RAM is private unless the guest shares pages. */

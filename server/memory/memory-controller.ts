@@ -5,7 +5,20 @@
  * goes through node:crypto (AES-NI).
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
-import { PAGE_SIZE } from './sparse-memory.js';
+import { Worker } from 'node:worker_threads';
+import { tweak } from './xts-tweak.js';
+import { CTL_DONE, CTL_HASHED, CTL_NEXT, type EncryptJob } from './encrypt-worker.js';
+
+/** Below this many pages the helper thread is not worth a message. */
+const PARALLEL_MIN_PAGES = 64;
+
+export interface PageToEncrypt {
+  /** The stored page (4096 bytes, SharedArrayBuffer-backed); encrypted in place. */
+  page: Buffer;
+  spa: number;
+  /** The bytes of the page that are measured (the whole page or a part). */
+  measured: Uint8Array;
+}
 
 export class MemoryController {
   /** ASID → VEK (32 bytes: K1 ‖ K2) as a key object (cheaper per cipher than raw bytes). */
@@ -41,15 +54,56 @@ export class MemoryController {
     return createCipheriv('aes-128-xts', this.key(asid), tweak(spa)).update(plain);
   }
 
+  #worker: Worker | undefined;
+
+  /**
+   * LAUNCH_UPDATE_DATA's bulk work: `measure` sees each page's plaintext in order, and each
+   * page is encrypted in place only after that. Large batches share the encryption with a
+   * helper thread (the two cores work at once); the call returns when every page is done.
+   */
+  measureAndEncrypt(asid: number, pages: PageToEncrypt[], measure: (plain: Uint8Array) => void): void {
+    const key = this.key(asid);
+    const encryptOne = (p: PageToEncrypt) => p.page.set(createCipheriv('aes-128-xts', key, tweak(p.spa)).update(p.page));
+    const shared = pages.every((p) => p.page.buffer instanceof SharedArrayBuffer);
+    if (pages.length < PARALLEL_MIN_PAGES || !shared) {
+      for (const p of pages) {
+        measure(p.measured);
+        encryptOne(p);
+      }
+      return;
+    }
+    const ctl = new Int32Array(new SharedArrayBuffer(12));
+    const job: EncryptJob = {
+      key,
+      ctl: ctl.buffer as SharedArrayBuffer,
+      pages: pages.map((p) => [p.page.buffer as SharedArrayBuffer, p.page.byteOffset, p.spa]),
+    };
+    this.helper().postMessage(job);
+    for (let i = 0; i < pages.length; i++) {
+      measure(pages[i]!.measured);
+      Atomics.store(ctl, CTL_HASHED, i + 1);
+      if ((i & 7) === 7) Atomics.notify(ctl, CTL_HASHED);
+    }
+    Atomics.notify(ctl, CTL_HASHED);
+    // Measuring is faster than encrypting: join the helper on the remaining pages.
+    for (let i = Atomics.add(ctl, CTL_NEXT, 1); i < pages.length; i = Atomics.add(ctl, CTL_NEXT, 1)) {
+      encryptOne(pages[i]!);
+      Atomics.add(ctl, CTL_DONE, 1);
+    }
+    for (let d = Atomics.load(ctl, CTL_DONE); d < pages.length; d = Atomics.load(ctl, CTL_DONE)) Atomics.wait(ctl, CTL_DONE, d, 50);
+  }
+
+  private helper(): Worker {
+    if (!this.#worker) {
+      this.#worker = new Worker(new URL('./encrypt-worker.js', import.meta.url));
+      this.#worker.unref();
+    }
+    return this.#worker;
+  }
+
   decryptPage(asid: number, spa: number, cipher: Uint8Array): Buffer {
     return createDecipheriv('aes-128-xts', this.key(asid), tweak(spa)).update(cipher);
   }
 }
 
-/** The page's SPA as a 16-byte little-endian integer. */
-export function tweak(spa: number): Buffer {
-  if (spa % PAGE_SIZE !== 0) throw new Error('tweak SPA must be page aligned');
-  const t = Buffer.alloc(16);
-  t.writeBigUInt64LE(BigInt(spa), 0);
-  return t;
-}
+export { tweak };

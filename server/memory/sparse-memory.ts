@@ -3,6 +3,8 @@
  * costs nothing and reads as zeros, so a 4 GiB guest that touched nothing is free.
  * This is the "stored bytes" layer; the memory-encryption core sits on top of it.
  */
+import { PageSlabs } from './page-slabs.js';
+
 export const PAGE_SIZE = 4096;
 export const PAGE_SHIFT = 12;
 
@@ -15,6 +17,7 @@ export interface Region {
 
 export class SparseMemory {
   private readonly pages = new Map<number, Buffer>();
+  private readonly slabs = new PageSlabs();
 
   constructor(readonly regions: readonly Region[]) {}
 
@@ -40,16 +43,10 @@ export class SparseMemory {
   page(pfn: number): Buffer {
     let p = this.pages.get(pfn);
     if (!p) {
-      p = Buffer.alloc(PAGE_SIZE);
+      p = this.slabs.alloc();
       this.pages.set(pfn, p);
     }
     return p;
-  }
-
-  /** Swaps in new stored bytes for a page (a full-page result, no copy). */
-  replacePage(pfn: number, bytes: Buffer): void {
-    if (bytes.length !== PAGE_SIZE) throw new Error('a page is 4096 bytes');
-    this.pages.set(pfn, bytes);
   }
 
   /** Host view: the stored bytes; unbacked or untouched memory reads as zeros. */

@@ -124,6 +124,22 @@ t.test('memory views: private and shared pages', async (t) => {
   t.not(other.spaBase, m.spaBase, 'each guest has its own SPA window');
 });
 
+t.test('LAUNCH_UPDATE_DATA over many pages (helper thread): measured plaintext, guest view intact', async (t) => {
+  const s = setup();
+  const { h, m } = launched(s, 0, 2);
+  const { createHash, randomBytes } = await import('node:crypto');
+  const data = randomBytes(300 * 4096 + 512);
+  m.write(0x10000, data);
+  const len = data.length - (data.length % 16);
+  s.fw.launchUpdateData(h, m, 0x10000, len);
+  t.ok(m.guestRead(0x10000, len).equals(data.subarray(0, len)), 'the guest reads its plaintext back');
+  t.notOk(m.read(0x10000, 4096).equals(data.subarray(0, 4096)), 'the host sees ciphertext');
+  const blob = s.fw.launchMeasure(h, { len: 48 });
+  const ctx = s.fw.contexts.peek(h)!;
+  t.ok(ctx.launchDigest!.equals(createHash('sha256').update(data.subarray(0, len)).digest()), 'LD is the SHA-256 of the plaintext');
+  t.equal(blob.length, 48);
+});
+
 t.test('ATTESTATION needs API 0.23', async (t) => {
   const s = setup({ apiMajor: 0, apiMinor: 22 });
   const { h } = launched(s);
