@@ -87,12 +87,15 @@ export class Vm {
   async open(): Promise<void> {
     this.sev?.launch();
     const mode = this.host.config.socketMode;
-    try {
-      this.listeners.push(await UnixListener.listen(this.qmpPath, this.guest.monitor, { mode }));
-      this.listeners.push(await UnixListener.listen(this.qgaPath, this.guest.agent, { mode, agent: true }));
-    } catch (e) {
+    const opened = await Promise.allSettled([
+      UnixListener.listen(this.qmpPath, this.guest.monitor, { mode }),
+      UnixListener.listen(this.qgaPath, this.guest.agent, { mode, agent: true }),
+    ]);
+    for (const r of opened) if (r.status === 'fulfilled') this.listeners.push(r.value);
+    const failed = opened.find((r) => r.status === 'rejected');
+    if (failed) {
       await this.close();
-      throw e;
+      throw (failed as PromiseRejectedResult).reason;
     }
     this.guest.start(() => this.sev?.beforeFirstRun());
   }

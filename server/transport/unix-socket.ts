@@ -28,19 +28,22 @@ export class UnixListener {
     await unlink(path).catch(() => undefined);
     const l = new UnixListener(path, monitor, opts);
     const mode = opts.mode ?? 0o600;
-    // The socket is bound inside listen(); the umask keeps it private from the first instant.
+    // The socket is bound synchronously inside listen(): the umask keeps it private from the
+    // first instant, and is restored before anything else can run (listeners open concurrently).
+    const listening = new Promise<void>((resolve, reject) => {
+      l.server.once('error', reject);
+      l.server.once('listening', () => {
+        l.server.off('error', reject);
+        resolve();
+      });
+    });
     const old = process.umask(0o777 & ~mode);
     try {
-      await new Promise<void>((resolve, reject) => {
-        l.server.once('error', reject);
-        l.server.listen(path, () => {
-          l.server.off('error', reject);
-          resolve();
-        });
-      });
+      l.server.listen(path);
     } finally {
       process.umask(old);
     }
+    await listening;
     await chmod(path, mode);
     return l;
   }

@@ -19,6 +19,8 @@ export const Algo = {
 
 export const CURVE_P384 = 2;
 const EC_FIELD = 72;
+/** DER SubjectPublicKeyInfo header for an uncompressed P-384 point (id-ecPublicKey, secp384r1). */
+const P384_SPKI_PREFIX = Buffer.from('3076301006072a8648ce3d020106052b81040022036200', 'hex');
 const P384_BYTES = 48;
 
 export type PublicKey =
@@ -109,10 +111,9 @@ export function certBody(raw: Uint8Array): Buffer {
 export function ecPublicKey(k: PublicKey): KeyObject {
   if (k.kind !== 'ec' || k.curve !== CURVE_P384) throw new CertFormatError('key is not a P-384 EC key');
   try {
-    return createPublicKey({
-      key: { kty: 'EC', crv: 'P-384', x: b64url(leToBe(k.qx, P384_BYTES)), y: b64url(leToBe(k.qy, P384_BYTES)) },
-      format: 'jwk',
-    });
+    // SPKI DER imports (and validates the point) several times faster than JWK.
+    const spki = Buffer.concat([P384_SPKI_PREFIX, Buffer.from([4]), leToBe(k.qx, P384_BYTES), leToBe(k.qy, P384_BYTES)]);
+    return createPublicKey({ key: spki, format: 'der', type: 'spki' });
   } catch {
     throw new CertFormatError('EC public key is not a valid P-384 point');
   }
