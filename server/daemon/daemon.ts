@@ -53,6 +53,7 @@ export class Daemon {
     platform.init();
     const device = new SevDevice(platform);
     const memory = new MemoryController();
+    memory.startHelper();
     const firmware = new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid });
     this.host = {
       sev: device,

@@ -2,7 +2,7 @@
  * GUEST_SPEC (interface.md §3) after the QAPI visitor: the checks that are not about
  * JSON types (name, memory size, files), turning the spec into a GuestConfig.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { QmpError } from '../qmp/errors.js';
 import { GUEST_NAME_PATTERN } from '../../schema/control.js';
 import { parseMemorySize } from '../guest/layout.js';
@@ -32,6 +32,21 @@ export class SpecError extends QmpError {
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
+/** Firmware images are shared by many guests: keep the last few, keyed by path, size and mtime. */
+const firmwareCache = new Map<string, Buffer>();
+
+async function readFirmware(path: string): Promise<Buffer> {
+  const st = await stat(path);
+  const key = `${path}\0${st.size}\0${st.mtimeMs}`;
+  let image = firmwareCache.get(key);
+  if (!image) {
+    image = await readFile(path);
+    if (firmwareCache.size >= 8) firmwareCache.delete(firmwareCache.keys().next().value!);
+    firmwareCache.set(key, image);
+  }
+  return image;
+}
+
 export async function normalizeGuestSpec(a: Args): Promise<NormalizedSpec> {
   const name = a['name'] as string;
   if (!NAME_RE.test(name)) {
@@ -50,7 +65,7 @@ export async function normalizeGuestSpec(a: Args): Promise<NormalizedSpec> {
   if (firmwarePath === null) firmware = builtinFirmware();
   else {
     try {
-      firmware = await readFile(firmwarePath);
+      firmware = await readFirmware(firmwarePath);
     } catch (e) {
       throw new SpecError('firmware', `Could not load firmware '${firmwarePath}': ${strerror(e)}`);
     }

@@ -93,6 +93,11 @@ export class MemoryController {
     for (let d = Atomics.load(ctl, CTL_DONE); d < pages.length; d = Atomics.load(ctl, CTL_DONE)) Atomics.wait(ctl, CTL_DONE, d, 50);
   }
 
+  /** Starts the helper thread ahead of the first launch (the daemon does this at start-up). */
+  startHelper(): void {
+    this.helper();
+  }
+
   private helper(): Worker {
     if (!this.#worker) {
       this.#worker = new Worker(new URL('./encrypt-worker.js', import.meta.url));
