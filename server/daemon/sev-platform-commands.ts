@@ -10,21 +10,12 @@ import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import { QmpError } from '../qmp/errors.js';
 import { FirmwareError, fwErrorText } from '../firmware/status.js';
 import type { SevDevice } from '../firmware/sev-device.js';
+import { fwCall } from '../sev/fw-call.js';
 
 export interface SevHostContext extends SessionContext {
   sev: SevDevice;
   /** CPUID 0x8000001F EBX[5:0] of the emulated host. */
   cbitpos: number;
-}
-
-/** Runs a firmware call; a FirmwareError becomes the interface's GenericError text. */
-export function firmware<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof FirmwareError) throw QmpError.generic(e.message);
-    throw e;
-  }
 }
 
 export function sevCapabilitiesHandler<C extends SevHostContext>(): Handler<C> {
@@ -70,16 +61,16 @@ export function sevPlatformHandlers<C extends SevHostContext>(): Record<string, 
       };
     },
     'sev-export-certs': (_a, { sev }) => {
-      const { pdh, certs } = firmware(() => sev.pdhCertExport());
+      const { pdh, certs } = fwCall(() => sev.pdhCertExport());
       const root = sev.platform.emulatedRoot;
       const part = (i: number) => certs.subarray(i * 0x824, (i + 1) * 0x824).toString('base64');
       return { pdh: pdh.toString('base64'), pek: part(0), oca: part(1), cek: part(2), ask: root.ask.toString('base64'), ark: root.ark.toString('base64') };
     },
-    'sev-pek-gen': (_a, { sev }) => firmware(() => sev.pekGen()),
-    'sev-pdh-gen': (_a, { sev }) => firmware(() => sev.pdhGen()),
-    'sev-factory-reset': (_a, { sev }) => firmware(() => sev.factoryReset()),
-    'sev-pek-csr': (_a, { sev }) => ({ data: firmware(() => sev.pekCsr()).toString('base64') }),
+    'sev-pek-gen': (_a, { sev }) => fwCall(() => sev.pekGen()),
+    'sev-pdh-gen': (_a, { sev }) => fwCall(() => sev.pdhGen()),
+    'sev-factory-reset': (_a, { sev }) => fwCall(() => sev.factoryReset()),
+    'sev-pek-csr': (_a, { sev }) => ({ data: fwCall(() => sev.pekCsr()).toString('base64') }),
     'sev-pek-cert-import': (args, { sev }) =>
-      firmware(() => sev.pekCertImport(glibBase64Decode(args['pek-cert'] as string), glibBase64Decode(args['oca-cert'] as string))),
+      fwCall(() => sev.pekCertImport(glibBase64Decode(args['pek-cert'] as string), glibBase64Decode(args['oca-cert'] as string))),
   };
 }

@@ -4,7 +4,7 @@
  * the guest's ASID, and the guest view decrypts them. Pages never written read as zeros
  * in both views.
  */
-import { PAGE_SIZE, SparseMemory, type Region } from './sparse-memory.js';
+import { forPages, PAGE_SIZE, SparseMemory, type Region } from './sparse-memory.js';
 import type { MemoryController, PageToEncrypt } from './memory-controller.js';
 
 export class GuestMemory extends SparseMemory {
@@ -106,18 +106,5 @@ export class GuestMemory extends SparseMemory {
   setDefaultPrivate(): void {
     this.defaultPrivate = true;
     this.flipped.clear();
-  }
-}
-
-/** Calls fn(pfn, offset in page, length, bytes done) for each page a range touches. */
-export function forPages(gpa: number, len: number, fn: (pfn: number, off: number, n: number, done: number) => void): void {
-  let done = 0;
-  while (done < len) {
-    const addr = gpa + done;
-    const pfn = Math.floor(addr / PAGE_SIZE);
-    const off = addr - pfn * PAGE_SIZE;
-    const n = Math.min(PAGE_SIZE - off, len - done);
-    fn(pfn, off, n, done);
-    done += n;
   }
 }

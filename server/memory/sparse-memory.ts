@@ -52,33 +52,33 @@ export class SparseMemory {
   /** Host view: the stored bytes; unbacked or untouched memory reads as zeros. */
   read(gpa: number, len: number): Buffer {
     const out = Buffer.alloc(len);
-    let done = 0;
-    while (done < len) {
-      const addr = gpa + done;
-      const pfn = Math.floor(addr / PAGE_SIZE);
-      const off = addr - pfn * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, len - done);
-      const p = this.pages.get(pfn);
-      if (p) p.copy(out, done, off, off + n);
-      done += n;
-    }
+    forPages(gpa, len, (pfn, off, n, done) => {
+      this.pages.get(pfn)?.copy(out, done, off, off + n);
+    });
     return out;
   }
 
   /** Host write of stored bytes. */
   write(gpa: number, data: Uint8Array): void {
-    let done = 0;
-    while (done < data.length) {
-      const addr = gpa + done;
-      const pfn = Math.floor(addr / PAGE_SIZE);
-      const off = addr - pfn * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, data.length - done);
+    forPages(gpa, data.length, (pfn, off, n, done) => {
       this.page(pfn).set(data.subarray(done, done + n), off);
-      done += n;
-    }
+    });
   }
 
   clear(): void {
     this.pages.clear();
+  }
+}
+
+/** Calls fn(pfn, offset in page, length, bytes done) for each page a range touches. */
+export function forPages(gpa: number, len: number, fn: (pfn: number, off: number, n: number, done: number) => void): void {
+  let done = 0;
+  while (done < len) {
+    const addr = gpa + done;
+    const pfn = Math.floor(addr / PAGE_SIZE);
+    const off = addr - pfn * PAGE_SIZE;
+    const n = Math.min(PAGE_SIZE - off, len - done);
+    fn(pfn, off, n, done);
+    done += n;
   }
 }

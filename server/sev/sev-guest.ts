@@ -4,7 +4,8 @@
  * LAUNCH_MEASURE), LAUNCH_FINISH on the first run, the SevState seen over QMP, and teardown.
  */
 import { readFileSync } from 'node:fs';
-import { FirmwareError, FwStatus, fwErrorText } from '../firmware/status.js';
+import { FirmwareError, FwStatus } from '../firmware/status.js';
+import { fwCall } from './fw-call.js';
 import { Policy } from '../firmware/guest-firmware.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import { QmpError } from '../qmp/errors.js';
@@ -182,16 +183,6 @@ export class SevGuest {
   }
 }
 
-/** Runs a firmware call; failures become the interface's `SEV: <CMD> failed: ...` text. */
-export function fwCall<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof FirmwareError) throw QmpError.generic(e.message);
-    throw e;
-  }
-}
-
 function readB64File(path: string | null): Buffer | null {
   if (path === null) return null;
   let text: string;
@@ -203,4 +194,3 @@ function readB64File(path: string | null): Buffer | null {
   return glibBase64Decode(text);
 }
 
-export { fwErrorText };

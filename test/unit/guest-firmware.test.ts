@@ -1,11 +1,12 @@
 /** The guest side of the firmware: state table, ASIDs, policy, lengths, flags, debug, memory views. */
 import t from 'tap';
+import { fwStatus } from '../helpers/fw-status.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Platform } from '../../server/firmware/platform.js';
 import { GuestFirmware } from '../../server/firmware/guest-firmware.js';
-import { FirmwareError, FwStatus } from '../../server/firmware/status.js';
+import { FwStatus } from '../../server/firmware/status.js';
 import { MemoryController } from '../../server/memory/memory-controller.js';
 import { GuestMemory } from '../../server/memory/guest-memory.js';
 import { machineLayout } from '../../server/guest/layout.js';
@@ -19,15 +20,6 @@ function setup(api = { apiMajor: 1, apiMinor: 55 }) {
   return { platform, mc, fw, mem };
 }
 
-const status = (fn: () => unknown): number | string => {
-  try {
-    fn();
-    return 'ok';
-  } catch (e) {
-    if (e instanceof FirmwareError) return e.status;
-    throw e;
-  }
-};
 
 function launched(s: ReturnType<typeof setup>, policy = 0, asid = 2) {
   const h = s.fw.launchStart({ handle: 0, policy, godh: null, session: null });
@@ -42,32 +34,32 @@ t.test('state table and transitions', async (t) => {
   const s = setup();
   const { h, m } = launched(s);
   t.equal(s.platform.platformState, 'WORKING');
-  t.equal(status(() => s.fw.launchSecret(h, Buffer.alloc(52), m, 0, 16, Buffer.alloc(16))), FwStatus.INVALID_GUEST_STATE, 'LAUNCH_SECRET in LUPDATE');
-  t.equal(status(() => s.fw.attestation(h, Buffer.alloc(16), { len: 208 })), FwStatus.INVALID_GUEST_STATE, 'ATTESTATION in LUPDATE');
-  t.equal(status(() => s.fw.launchFinish(99)), FwStatus.INVALID_GUEST, 'unknown handle');
-  t.equal(status(() => s.fw.launchUpdateData(h, m, 8, 16)), FwStatus.INVALID_ADDRESS, 'misaligned address');
-  t.equal(status(() => s.fw.launchUpdateData(h, m, 0, 15)), FwStatus.INVALID_LEN, 'misaligned length');
-  t.equal(status(() => s.fw.launchUpdateData(h, m, 0, 0)), FwStatus.INVALID_LEN, 'zero length');
-  t.equal(status(() => s.fw.launchMeasure(h, { len: 47 })), FwStatus.INVALID_LEN);
+  t.equal(fwStatus(() => s.fw.launchSecret(h, Buffer.alloc(52), m, 0, 16, Buffer.alloc(16))), FwStatus.INVALID_GUEST_STATE, 'LAUNCH_SECRET in LUPDATE');
+  t.equal(fwStatus(() => s.fw.attestation(h, Buffer.alloc(16), { len: 208 })), FwStatus.INVALID_GUEST_STATE, 'ATTESTATION in LUPDATE');
+  t.equal(fwStatus(() => s.fw.launchFinish(99)), FwStatus.INVALID_GUEST, 'unknown handle');
+  t.equal(fwStatus(() => s.fw.launchUpdateData(h, m, 8, 16)), FwStatus.INVALID_ADDRESS, 'misaligned address');
+  t.equal(fwStatus(() => s.fw.launchUpdateData(h, m, 0, 15)), FwStatus.INVALID_LEN, 'misaligned length');
+  t.equal(fwStatus(() => s.fw.launchUpdateData(h, m, 0, 0)), FwStatus.INVALID_LEN, 'zero length');
+  t.equal(fwStatus(() => s.fw.launchMeasure(h, { len: 47 })), FwStatus.INVALID_LEN);
   t.equal(s.fw.guestStatus(h).state, 1, 'length query changed nothing');
   s.fw.launchMeasure(h, { len: 48 });
   t.same(s.fw.guestStatus(h), { policy: 0, asid: 2, state: 2 });
   const hdr = Buffer.alloc(52);
-  t.equal(status(() => s.fw.launchSecret(h, hdr.subarray(0, 51), m, 0, 16, Buffer.alloc(16))), FwStatus.INVALID_LEN);
-  t.equal(status(() => s.fw.launchSecret(h, hdr, m, 0, 32, Buffer.alloc(16))), FwStatus.INVALID_LEN, 'guest length ≠ transport length');
+  t.equal(fwStatus(() => s.fw.launchSecret(h, hdr.subarray(0, 51), m, 0, 16, Buffer.alloc(16))), FwStatus.INVALID_LEN);
+  t.equal(fwStatus(() => s.fw.launchSecret(h, hdr, m, 0, 32, Buffer.alloc(16))), FwStatus.INVALID_LEN, 'guest length ≠ transport length');
   hdr.writeUInt32LE(1, 0);
-  t.equal(status(() => s.fw.launchSecret(h, hdr, m, 0, 16, Buffer.alloc(16))), FwStatus.UNSUPPORTED, 'COMPRESSED');
+  t.equal(fwStatus(() => s.fw.launchSecret(h, hdr, m, 0, 16, Buffer.alloc(16))), FwStatus.UNSUPPORTED, 'COMPRESSED');
   hdr.writeUInt32LE(2, 0);
-  t.equal(status(() => s.fw.launchSecret(h, hdr, m, 0, 16, Buffer.alloc(16))), FwStatus.INVALID_PARAM, 'reserved flag');
+  t.equal(fwStatus(() => s.fw.launchSecret(h, hdr, m, 0, 16, Buffer.alloc(16))), FwStatus.INVALID_PARAM, 'reserved flag');
   hdr.writeUInt32LE(0, 0);
-  t.equal(status(() => s.fw.launchSecret(h, hdr, m, 0, 16, Buffer.alloc(16))), FwStatus.BAD_MEASUREMENT, 'MAC');
+  t.equal(fwStatus(() => s.fw.launchSecret(h, hdr, m, 0, 16, Buffer.alloc(16))), FwStatus.BAD_MEASUREMENT, 'MAC');
   t.equal(s.fw.attestation(h, Buffer.alloc(16), { len: 208 }).length, 208);
   s.fw.launchFinish(h);
   t.equal(s.fw.guestStatus(h).state, 3);
-  t.equal(status(() => s.fw.decommission(h)), FwStatus.ACTIVE, 'DECOMMISSION of an active guest');
+  t.equal(fwStatus(() => s.fw.decommission(h)), FwStatus.ACTIVE, 'DECOMMISSION of an active guest');
   s.fw.deactivate(h);
   s.fw.decommission(h);
-  t.equal(status(() => s.fw.guestStatus(h)), FwStatus.INVALID_GUEST);
+  t.equal(fwStatus(() => s.fw.guestStatus(h)), FwStatus.INVALID_GUEST);
   t.equal(s.platform.platformState, 'INIT');
 });
 
@@ -75,34 +67,34 @@ t.test('ASIDs: range, ownership, DF_FLUSH', async (t) => {
   const s = setup();
   const a = s.fw.launchStart({ handle: 0, policy: 0, godh: null, session: null });
   const b = s.fw.launchStart({ handle: 0, policy: 0, godh: null, session: null });
-  t.equal(status(() => s.fw.activate(a, 0)), FwStatus.INVALID_ASID);
-  t.equal(status(() => s.fw.activate(a, 1)), FwStatus.INVALID_ASID, 'below minSevAsid');
-  t.equal(status(() => s.fw.activate(a, 5)), FwStatus.INVALID_ASID, 'above maxAsid');
+  t.equal(fwStatus(() => s.fw.activate(a, 0)), FwStatus.INVALID_ASID);
+  t.equal(fwStatus(() => s.fw.activate(a, 1)), FwStatus.INVALID_ASID, 'below minSevAsid');
+  t.equal(fwStatus(() => s.fw.activate(a, 5)), FwStatus.INVALID_ASID, 'above maxAsid');
   s.fw.activate(a, 2);
-  t.equal(status(() => s.fw.activate(b, 2)), FwStatus.ASID_OWNED);
+  t.equal(fwStatus(() => s.fw.activate(b, 2)), FwStatus.ASID_OWNED);
   const shared = s.fw.launchStart({ handle: a, policy: 0, godh: null, session: null });
-  t.equal(status(() => s.fw.activate(shared, 2)), 'ok', 'a context sharing the VEK may use the ASID');
+  t.equal(fwStatus(() => s.fw.activate(shared, 2)), 'ok', 'a context sharing the VEK may use the ASID');
   s.fw.deactivate(shared);
   s.fw.deactivate(a);
-  t.equal(status(() => s.fw.activate(b, 2)), FwStatus.DFFLUSH_REQUIRED);
+  t.equal(fwStatus(() => s.fw.activate(b, 2)), FwStatus.DFFLUSH_REQUIRED);
   s.fw.dfFlush();
-  t.equal(status(() => s.fw.activate(b, 2)), 'ok');
-  t.equal(status(() => s.fw.launchStart({ handle: 77, policy: 0, godh: null, session: null })), FwStatus.INVALID_GUEST);
+  t.equal(fwStatus(() => s.fw.activate(b, 2)), 'ok');
+  t.equal(fwStatus(() => s.fw.launchStart({ handle: 77, policy: 0, godh: null, session: null })), FwStatus.INVALID_GUEST);
   const noks = s.fw.launchStart({ handle: 0, policy: 2, godh: null, session: null });
-  t.equal(status(() => s.fw.launchStart({ handle: noks, policy: 0, godh: null, session: null })), FwStatus.POLICY_FAILURE, 'NOKS');
-  t.equal(status(() => s.fw.launchStart({ handle: 0, policy: 0, godh: Buffer.alloc(2084), session: null })), FwStatus.INVALID_LEN, 'GODH without session');
-  t.equal(status(() => s.fw.launchStart({ handle: 0, policy: 0, godh: Buffer.alloc(2084), session: Buffer.alloc(128) })), FwStatus.INVALID_CERTIFICATE, 'malformed GODH');
+  t.equal(fwStatus(() => s.fw.launchStart({ handle: noks, policy: 0, godh: null, session: null })), FwStatus.POLICY_FAILURE, 'NOKS');
+  t.equal(fwStatus(() => s.fw.launchStart({ handle: 0, policy: 0, godh: Buffer.alloc(2084), session: null })), FwStatus.INVALID_LEN, 'GODH without session');
+  t.equal(fwStatus(() => s.fw.launchStart({ handle: 0, policy: 0, godh: Buffer.alloc(2084), session: Buffer.alloc(128) })), FwStatus.INVALID_CERTIFICATE, 'malformed GODH');
 });
 
 t.test('debug: refused under NODBG, allowed otherwise; 16-byte granularity', async (t) => {
   const s = setup();
   const nodbg = launched(s, 1, 2);
-  t.equal(status(() => s.fw.dbgDecrypt(nodbg.h, nodbg.m, 0, 16)), FwStatus.POLICY_FAILURE);
+  t.equal(fwStatus(() => s.fw.dbgDecrypt(nodbg.h, nodbg.m, 0, 16)), FwStatus.POLICY_FAILURE);
   const dbg = launched(s, 0, 3);
   dbg.m.guestWrite(0x1000, Buffer.from('secret plaintext'));
   t.equal(s.fw.dbgDecrypt(dbg.h, dbg.m, 0x1000, 16).toString(), 'secret plaintext');
   t.notOk(dbg.m.read(0x1000, 16).toString() === 'secret plaintext', 'host view is ciphertext');
-  t.equal(status(() => s.fw.dbgDecrypt(dbg.h, dbg.m, 0x1008, 16)), FwStatus.INVALID_ADDRESS);
+  t.equal(fwStatus(() => s.fw.dbgDecrypt(dbg.h, dbg.m, 0x1008, 16)), FwStatus.INVALID_ADDRESS);
   s.fw.dbgEncrypt(dbg.h, dbg.m, 0x2000, Buffer.from('0123456789abcdef'));
   t.equal(dbg.m.guestRead(0x2000, 16).toString(), '0123456789abcdef');
 });
@@ -144,5 +136,5 @@ t.test('ATTESTATION needs API 0.23', async (t) => {
   const s = setup({ apiMajor: 0, apiMinor: 22 });
   const { h } = launched(s);
   s.fw.launchMeasure(h, { len: 48 });
-  t.equal(status(() => s.fw.attestation(h, Buffer.alloc(16), { len: 208 })), FwStatus.INVALID_COMMAND);
+  t.equal(fwStatus(() => s.fw.attestation(h, Buffer.alloc(16), { len: 208 })), FwStatus.INVALID_COMMAND);
 });

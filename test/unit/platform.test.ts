@@ -1,5 +1,6 @@
 /** The emulated Secure Processor's platform side: states, commands, ownership, persistence. */
 import t from 'tap';
+import { fwStatus } from '../helpers/fw-status.js';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,15 +18,6 @@ const opts = (over: Partial<PlatformOptions> = {}): PlatformOptions => ({
   stateDir: mkdtempSync(join(tmpdir(), 'sevd-plat-')), ...over,
 });
 
-function fwStatus(fn: () => unknown): number | string {
-  try {
-    fn();
-    return 'ok';
-  } catch (e) {
-    if (e instanceof FirmwareError) return e.status;
-    throw e;
-  }
-}
 
 function chainOf(dev: SevDevice) {
   const { pdh, certs } = dev.pdhCertExport();
