@@ -62,3 +62,31 @@ t.test('guest agent: shared pages are plaintext to the host, private pages are n
   t.equal(list[0]['sev-state'], 'running');
   await Promise.all([a.close(), g.close()]);
 });
+
+t.test('measured direct boot: kernel-hashes table (T5c through guest-add)', async (t) => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { join, resolve } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'sevd-kh-'));
+  writeFileSync(join(dir, 'vmlinuz'), 'fake vmlinuz\n');
+  writeFileSync(join(dir, 'initrd'), 'fake initrd\n');
+  const sevd = await startSevd({ guests: [] });
+  t.teardown(() => sevd.stop());
+  const c = await RawClient.connect(sevd.controlPath);
+  await c.negotiate();
+  const spec = {
+    name: 'kh', paused: true, firmware: resolve('test/fixtures/measurement/OVMF.amdsev.fd_trimmed'),
+    kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd'), append: 'foo bar baz fake kernel=cmdline',
+    'sev-guest': { policy: 1, 'kernel-hashes': true },
+  };
+  t.same((await c.execute('guest-add', spec)).return, {});
+  const g = await RawClient.connect(sevd.guestQmp('kh'));
+  await g.negotiate();
+  const report = Buffer.from((await g.execute('query-sev-attestation-report', { mnonce: 'AAAAAAAAAAAAAAAAAAAAAA==' })).return.data, 'base64');
+  t.equal(report.subarray(16, 48).toString('hex'), '4b47fec6f851487c33714c8a00a832a1b705ad0a7cac4a647388eccfa9f0c570', 'LD = SHA-256(firmware ‖ padded hashes table), as T5c');
+  const debian = await c.execute('guest-add', { ...spec, name: 'kh2', firmware: '/usr/share/OVMF/OVMF_CODE.fd' });
+  t.equal(debian.error?.desc, 'SEV: guest firmware hashes table area is invalid (base=0x0 size=0x0)', 'Debian OVMF has no hashes area');
+  const plain = await c.execute('guest-add', { ...spec, name: 'kh3', firmware: null });
+  t.same(plain.return, {}, 'the built-in image has a hashes area');
+  await Promise.all([g.close(), c.close()]);
+});
