@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+/**
+ * sevd-shell: an interactive QMP shell compatible with qmp-shell's syntax, for sevd and QEMU.
+ *   sevd-shell [-p] [-H] SOCKET|tcp:HOST:PORT|ws://…|ws+binary://…
+ * -p pretty-prints replies, -H sends every line as an HMP command. History, tab completion
+ * from query-commands, and events shown as they arrive.
+ */
+import readline from 'node:readline';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { QmpClient, QMPError } from '../qmp/client.js';
+import { parseLine } from './parse.js';
+
+const HISTORY = process.env['SEVD_SHELL_HISTORY'] ?? join(homedir(), '.sevd_shell_history');
+
+function usage(): never {
+  process.stderr.write('usage: sevd-shell [-p] [-H] SOCKET|tcp:HOST:PORT|ws://HOST:PORT/PATH|ws+binary://HOST:PORT/PATH\n');
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const pretty = argv.includes('-p');
+  const hmp = argv.includes('-H');
+  const target = argv.find((a) => !a.startsWith('-'));
+  if (!target) usage();
+  let client: QmpClient;
+  try {
+    client = await QmpClient.connect(target, { timeoutMs: 60000 });
+  } catch (e) {
+    process.stderr.write(`sevd-shell: cannot connect to ${target}: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  const v = client.greeting.QMP.version.qemu;
+  const commands = hmp ? [] : (await client.execute<{ name: string }[]>('query-commands')).map((c) => c.name).sort();
+  process.stdout.write(`Welcome to the QMP low-level shell!\nConnected to QEMU ${v.major}.${v.minor}.${v.micro}\n\n`);
+
+  let history: string[] = [];
+  try {
+    history = readFileSync(HISTORY, 'utf8').split('\n').filter(Boolean).reverse().slice(0, 1000);
+  } catch {
+    // no history yet
+  }
+  const rl = readline.createInterface({
+    input: process.stdin,
+    output: process.stdout,
+    prompt: hmp ? '(QEMU) ' : '(QEMU) ',
+    history,
+    historySize: 1000,
+    completer: (line: string): [string[], string] => {
+      if (line.includes(' ')) return [[], line];
+      const hits = commands.filter((c) => c.startsWith(line));
+      return [hits.length ? hits : [], line];
+    },
+  });
+  const show = (v: unknown) => (pretty ? JSON.stringify(v, null, 4) : JSON.stringify(v));
+  const print = (text: string) => {
+    // Print above the prompt and redraw what the user is typing.
+    readline.clearLine(process.stdout, 0);
+    readline.cursorTo(process.stdout, 0);
+    process.stdout.write(text + '\n');
+    rl.prompt(true);
+  };
+  void (async () => {
+    for await (const ev of client.events()) print(show(ev));
+  })();
+  rl.on('line', async (line) => {
+    if (line.trim()) {
+      try {
+        appendFileSync(HISTORY, line + '\n');
+      } catch {
+        // history is best effort
+      }
+    }
+    try {
+      if (hmp) {
+        if (line.trim()) process.stdout.write(await client.hmp(line));
+      } else {
+        const p = parseLine(line);
+        if ('error' in p) process.stdout.write(`Error while parsing command line: ${p.error}\n`);
+        else if ('execute' in p) {
+          try {
+            process.stdout.write(show({ return: await client.execute(p.execute, p.arguments) }) + '\n');
+          } catch (e) {
+            if (e instanceof QMPError) process.stdout.write(show({ error: { class: e.cls, desc: e.desc } }) + '\n');
+            else throw e;
+          }
+        }
+      }
+    } catch (e) {
+      process.stdout.write(`${(e as Error).message}\n`);
+    }
+    rl.prompt();
+  });
+  rl.on('close', () => {
+    client.close();
+    process.stdout.write('\n');
+    process.exit(0);
+  });
+  rl.prompt();
+}
+
+void main();
