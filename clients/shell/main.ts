@@ -65,7 +65,12 @@ async function main(): Promise<void> {
   void (async () => {
     for await (const ev of client.events()) print(show(ev));
   })();
-  rl.on('line', async (line) => {
+  // Lines run one after another; closing the input waits for the last reply.
+  let work: Promise<void> = Promise.resolve();
+  rl.on('line', (line) => {
+    work = work.then(() => handle(line));
+  });
+  const handle = async (line: string): Promise<void> => {
     if (line.trim()) {
       try {
         appendFileSync(HISTORY, line + '\n');
@@ -92,11 +97,13 @@ async function main(): Promise<void> {
       process.stdout.write(`${(e as Error).message}\n`);
     }
     rl.prompt();
-  });
+  };
   rl.on('close', () => {
-    client.close();
-    process.stdout.write('\n');
-    process.exit(0);
+    void work.then(() => {
+      client.close();
+      process.stdout.write('\n');
+      process.exit(0);
+    });
   });
   rl.prompt();
 }

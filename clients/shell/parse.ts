@@ -23,7 +23,8 @@ export function parseValue(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    return text;
+    // 'single quoted' text is a string without its quotes.
+    return /^'.*'$/s.test(text) ? text.slice(1, -1) : text;
   }
 }
 
@@ -39,7 +40,8 @@ export function parseLine(line: string): ParsedLine {
       return { error: `bad JSON: ${(e as Error).message}` };
     }
   }
-  const [cmd, ...rest] = s.split(/\s+/);
+  // Tokens as qmp-shell splits them: whitespace separates, quotes group.
+  const [cmd, ...rest] = s.match(/(?:[^\s"']|"(?:\\.|[^"])*"|'(?:\\.|[^'])*')+/g) ?? [];
   const args: Record<string, unknown> = {};
   for (const tok of rest) {
     const eq = tok.indexOf('=');
