@@ -67,6 +67,14 @@ t.test('library over every sevd transport', async (t) => {
     t.match(await c.hmp('info status'), /VM status/, `${target}: HMP`);
     c.close();
   }
+  // tcp: through a plain TCP relay to the guest's socket (as QEMU's -qmp tcp: would serve).
+  const net = await import('node:net');
+  const relay = net.createServer((c) => c.pipe(net.connect(sevd.guestQmp('vm'))).pipe(c));
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+  const tcp = await QmpClient.connect(`tcp:127.0.0.1:${(relay.address() as { port: number }).port}`);
+  t.same(await tcp.execute('query-name'), { name: 'vm' }, 'tcp: command');
+  tcp.close();
+  relay.close();
   const qga = await QgaClient.connect(`ws://127.0.0.1:${sevd.wsPort}/qga/vm`);
   t.same(await qga.execute('guest-ping'), {});
   qga.close();

@@ -89,4 +89,6 @@ t.test('the same shell script against sevd and QEMU 7.2', { skip: qemuAvailable(
   t.same(a[0], '{"return":{"status":"prelaunch","singlestep":false,"running":false}}');
   t.match(a[1]!, /CommandNotFound/);
   t.match(a[5]!, /Error while parsing command line/);
+  const pretty = await runScript(sevd.guestQmp('vm'), ['query-uuid'], true);
+  t.same(pretty, ['{'], '-p prints indented JSON (the first line is a lone brace)');
 });
