@@ -1,0 +1,105 @@
+/** SEND_* / RECEIVE_* between two emulated platforms, the P2 vector and the failure rules. */
+import t from 'tap';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fwStatus } from '../helpers/fw-status.js';
+import { Platform } from '../../server/firmware/platform.js';
+import { GuestFirmware } from '../../server/firmware/guest-firmware.js';
+import { SendReceive } from '../../server/firmware/send-receive.js';
+import { FwStatus } from '../../server/firmware/status.js';
+import { MemoryController } from '../../server/memory/memory-controller.js';
+import { GuestMemory } from '../../server/memory/guest-memory.js';
+import { machineLayout } from '../../server/guest/layout.js';
+import { aes128ctr, MAC_MIGRATION, packetMac } from '../../server/firmware/crypto/launch-crypto.js';
+
+function host(generation: 'milan' | 'rome' = 'milan', apiMinor = 55) {
+  const platform = new Platform({ generation, apiMajor: 1, apiMinor, build: 21, seed: null, stateDir: mkdtempSync(join(tmpdir(), 'sevd-sr-')) });
+  platform.init();
+  const mc = new MemoryController();
+  const fw = new GuestFirmware(platform, mc, { maxAsid: 8, minSevAsid: 1 });
+  return { platform, mc, fw, sr: new SendReceive(fw), mem: () => new GuestMemory(machineLayout(16 << 20, 0), mc) };
+}
+
+function targetOf(h: ReturnType<typeof host>) {
+  const c = h.platform.certificates();
+  return { pdh: c.pdh, platCerts: Buffer.concat([c.pek, c.oca, c.cek]), amdCerts: Buffer.concat([h.platform.emulatedRoot.ask, h.platform.emulatedRoot.ark]) };
+}
+
+function runningGuest(h: ReturnType<typeof host>, policy: number, asid = 1) {
+  const handle = h.fw.launchStart({ handle: 0, policy, godh: null, session: null });
+  const m = h.mem();
+  h.fw.activate(handle, asid);
+  m.asid = asid;
+  m.setDefaultPrivate();
+  h.fw.launchMeasure(handle, { len: 48 });
+  h.fw.launchFinish(handle);
+  return { handle, m };
+}
+
+t.test('P2: SEND_UPDATE_DATA MAC (sevd\'s choice)', async (t) => {
+  const seq = (from: number, n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (from + i) & 0xff));
+  const page = Buffer.from(Array.from({ length: 4096 }, (_, i) => i % 256));
+  const ct = aes128ctr(seq(0, 16), seq(0x60, 16), page);
+  t.equal(ct.subarray(0, 16).toString('hex'), 'addf6af4a94c746fdb1307d65079be80');
+  t.equal(packetMac(MAC_MIGRATION, seq(0x10, 16), { flags: 0, iv: seq(0x60, 16) }, 4096, ct).toString('hex'), 'e8978a8727065eff5db32d058548f8b67d8cbc6df85ddd123bf5e43b834ef63f');
+});
+
+t.test('a guest moves from A to B: plaintext kept, new key', async (t) => {
+  const A = host();
+  const B = host();
+  const src = runningGuest(A, 0x0);
+  const pattern = Buffer.from('migrating page content '.repeat(179).slice(0, 4096));
+  src.m.guestWrite(0x3000, pattern);
+  t.equal(fwStatus(() => A.sr.sendStart(src.handle, targetOf(B), null)), FwStatus.INVALID_LEN, 'session length query');
+  const { session, policy } = A.sr.sendStart(src.handle, targetOf(B), { len: 128 });
+  t.equal(A.fw.guestStatus(src.handle).state, 4, 'SUPDATE');
+  t.equal(fwStatus(() => A.sr.sendUpdateData(src.handle, src.m, 0x3000, 4096, null, { len: 4096 })), FwStatus.INVALID_LEN);
+  const pkt = A.sr.sendUpdateData(src.handle, src.m, 0x3000, 4096, { len: 52 }, { len: 4096 });
+  t.notOk(pkt.trans.equals(pattern), 'the packet is encrypted');
+  const dst = B.sr.receiveStart({ handle: 0, policy, pdh: A.platform.certificates().pdh, session });
+  const dm = B.mem();
+  B.fw.activate(dst, 1);
+  dm.asid = 1;
+  dm.setDefaultPrivate();
+  const bad = Buffer.from(pkt.trans);
+  bad[100] ^= 1;
+  t.equal(fwStatus(() => B.sr.receiveUpdateData(dst, pkt.header, dm, 0x3000, bad)), FwStatus.BAD_MEASUREMENT, 'tampered packet');
+  B.sr.receiveUpdateData(dst, pkt.header, dm, 0x3000, pkt.trans);
+  B.sr.receiveFinish(dst);
+  t.ok(dm.guestRead(0x3000, 4096).equals(pattern), 'B\'s guest reads the same plaintext');
+  t.notOk(dm.read(0x3000, 4096).equals(src.m.read(0x3000, 4096)), 'stored under a different key');
+  t.ok(B.fw.attestation(dst, Buffer.alloc(16), { len: 208 }).subarray(16, 48).equals(Buffer.alloc(32)), 'no launch digest on B');
+  A.sr.sendFinish(src.handle);
+  t.equal(A.fw.guestStatus(src.handle).state, 6, 'SENT');
+  t.equal(fwStatus(() => A.fw.attestation(src.handle, Buffer.alloc(16), { len: 208 })), FwStatus.INVALID_GUEST_STATE);
+  t.equal(fwStatus(() => A.fw.dbgDecrypt(src.handle, src.m, 0, 16)), FwStatus.INVALID_GUEST_STATE);
+});
+
+t.test('SEND_START policy and certificate rules; SEND_CANCEL', async (t) => {
+  const A = host();
+  const B = host();
+  const nosend = runningGuest(A, 0x8, 1);
+  t.equal(fwStatus(() => A.sr.sendStart(nosend.handle, targetOf(B), { len: 128 })), FwStatus.POLICY_FAILURE, 'NOSEND');
+  const domain = runningGuest(A, 0x10, 2);
+  t.equal(fwStatus(() => A.sr.sendStart(domain.handle, targetOf(B), { len: 128 })), FwStatus.POLICY_FAILURE, 'DOMAIN: other OCA');
+  const sev = runningGuest(A, 0x20, 3);
+  const rome = host('rome');
+  t.equal(fwStatus(() => A.sr.sendStart(sev.handle, { ...targetOf(B), amdCerts: targetOf(rome).amdCerts }, { len: 128 })), FwStatus.BAD_SIGNATURE, 'SEV: CEK not signed by that ASK');
+  t.equal(fwStatus(() => A.sr.sendStart(sev.handle, { ...targetOf(B), amdCerts: Buffer.alloc(10) }, { len: 128 })), FwStatus.INVALID_CERTIFICATE, 'SEV: no ASK ‖ ARK');
+  const api = runningGuest(A, 0x32010000, 4); // minimum API 1.50
+  t.equal(fwStatus(() => A.sr.sendStart(api.handle, targetOf(host('milan', 40)), { len: 128 })), FwStatus.POLICY_FAILURE, 'target PEK API 1.40 below the minimum');
+  const plain = runningGuest(A, 0, 5);
+  const broken = targetOf(B);
+  broken.pdh = Buffer.from(broken.pdh);
+  broken.pdh[0x430] ^= 1;
+  t.equal(fwStatus(() => A.sr.sendStart(plain.handle, broken, { len: 128 })), FwStatus.BAD_SIGNATURE, 'PDH not signed by the PEK');
+  t.equal(fwStatus(() => A.sr.sendStart(plain.handle, { ...targetOf(B), platCerts: Buffer.alloc(100) }, { len: 128 })), FwStatus.INVALID_LEN);
+  t.equal(A.fw.guestStatus(plain.handle).state, 3, 'failures change nothing');
+  t.equal(fwStatus(() => A.sr.sendStart(sev.handle, targetOf(B), { len: 128 })), 'ok', 'SEV with the right AMD chain');
+  A.sr.sendCancel(sev.handle);
+  t.equal(A.fw.guestStatus(sev.handle).state, 3, 'SEND_CANCEL: RUNNING again');
+  const { session } = A.sr.sendStart(plain.handle, targetOf(B), { len: 128 });
+  t.equal(fwStatus(() => B.sr.receiveStart({ handle: 0, policy: 1, pdh: A.platform.certificates().pdh, session })), FwStatus.BAD_MEASUREMENT, 'policy changed in transit');
+  t.equal(fwStatus(() => host().sr.receiveStart({ handle: 0, policy: 0, pdh: A.platform.certificates().pdh, session })), FwStatus.BAD_MEASUREMENT, 'a session for another target');
+});
