@@ -7,6 +7,7 @@ import { agentSchema } from './agent.js';
 import { introspectSchema } from './introspect.js';
 import { sevPlatformSchema } from './sev-platform.js';
 import { sevSchema } from './sev.js';
+import { migrationSchema } from './migration.js';
 
 export const schema: readonly Expr[] = [
   ...monitorSchema,
@@ -14,6 +15,7 @@ export const schema: readonly Expr[] = [
   ...controlSchema,
   ...sevPlatformSchema,
   ...sevSchema,
+  ...migrationSchema,
   ...agentSchema,
   ...introspectSchema,
 ];

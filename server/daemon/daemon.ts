@@ -24,6 +24,7 @@ import type { HostContext } from './host.js';
 import { Platform } from '../firmware/platform.js';
 import { SevDevice } from '../firmware/sev-device.js';
 import { GuestFirmware } from '../firmware/guest-firmware.js';
+import { SendReceive } from '../firmware/send-receive.js';
 import { MemoryController } from '../memory/memory-controller.js';
 import { AsidPool } from '../sev/asid-pool.js';
 
@@ -58,7 +59,7 @@ export class Daemon {
     this.host = {
       sev: device,
       sevHost: {
-        device, firmware, memory, asids: new AsidPool(firmware), cbitpos: p.cbitpos, reducedPhysBits: p.reducedPhysBits,
+        device, firmware, sendReceive: new SendReceive(firmware), memory, asids: new AsidPool(firmware), cbitpos: p.cbitpos, reducedPhysBits: p.reducedPhysBits,
       },
       config,
       version,

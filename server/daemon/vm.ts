@@ -16,11 +16,13 @@ import { UnixListener } from '../transport/unix-socket.js';
 import { schema } from '../../schema/index.js';
 import { SevGuest } from '../sev/sev-guest.js';
 import { sevGuestHandlers, type SevGuestContext } from '../sev/sev-commands.js';
+import { VmMigration } from '../migration/vm-migration.js';
+import { migrationHandlers, type MigrationContext } from '../migration/commands.js';
 import type { NormalizedSpec } from './guest-spec.js';
 import type { HostContext } from './host.js';
 import { sevCapabilitiesHandler, type SevHostContext } from './sev-platform-commands.js';
 
-type VmGuestContext = GuestContext & SevHostContext & SevGuestContext;
+type VmGuestContext = GuestContext & SevHostContext & SevGuestContext & MigrationContext;
 let guestDispatcher: Dispatcher<VmGuestContext> | undefined;
 let agentDispatcher: Dispatcher<AgentContext> | undefined;
 
@@ -30,25 +32,36 @@ export class Vm {
   readonly qmpPath: string;
   readonly qgaPath: string;
   private listeners: UnixListener[] = [];
+  readonly migration: VmMigration;
 
   constructor(readonly spec: NormalizedSpec, private readonly host: HostContext, onExit: (vm: Vm) => void) {
     const sevHost = host.sevHost;
     this.guest = new Guest(spec.config, { onExit: () => onExit(this) }, spec.sev ? sevHost.memory : null);
     // QEMU's startup checks run before anything is created.
-    this.sev = spec.sev && !spec.config.incoming ? new SevGuest(this.guest, spec.sev, sevHost) : null;
+    this.sev = spec.sev ? new SevGuest(this.guest, spec.sev, sevHost) : null;
     this.qmpPath = join(host.config.runDir, 'guests', `${spec.config.name}.qmp`);
     this.qgaPath = join(host.config.runDir, 'guests', `${spec.config.name}.qga`);
     const version = host.version;
     guestDispatcher ??= new Dispatcher<VmGuestContext>(compiledSchema(schema, 'guest', version), {
       ...guestHandlers(),
       ...sevGuestHandlers<VmGuestContext>(),
+      ...migrationHandlers<VmGuestContext>(),
       'query-sev-capabilities': sevCapabilitiesHandler<VmGuestContext>(),
     });
     agentDispatcher ??= new Dispatcher(compiledSchema(schema, 'agent', version), agentHandlers());
     const guest = this.guest;
     const sev = this.sev;
+    this.migration = new VmMigration(guest, sev, () => {
+      const { pdh, certs } = host.sev.pdhCertExport();
+      const root = host.sev.platform.emulatedRoot;
+      return { pdh, platCerts: certs, amdCerts: Buffer.concat([root.ask, root.ark]) };
+    }, atLeast(version, '9.0.0'));
     const vmm: GuestVmm = {
       beforeFirstRun: () => sev?.beforeFirstRun(),
+      // A context that was sent away never runs again here (qmp-protocol.md §17.6).
+      afterRun: () => {
+        if (sev?.sentAway) setImmediate(() => guest.internalError());
+      },
       sevInfoLines: () => sev?.infoLines(atLeast(version, '9.1.0')),
       hostRead: (gpa, len) => (sev ? sev.hostRead(gpa, len) : guest.memory.read(gpa, len)),
     };
@@ -69,7 +82,7 @@ export class Vm {
     guest.monitor = new Monitor({
       kind: 'guest',
       dispatcher: guestDispatcher,
-      context: { guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos, sevGuest: sev },
+      context: { guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos, sevGuest: sev, migration: this.migration },
       version,
       packageName: host.packageName,
       limits,
@@ -85,7 +98,8 @@ export class Vm {
 
   /** Machine init (the SEV launch flow), then the sockets, then the guest starts unless paused. */
   async open(): Promise<void> {
-    this.sev?.launch();
+    // An incoming guest runs no launch flow: its context comes with RECEIVE_START.
+    if (!this.spec.config.incoming) this.sev?.launch();
     const mode = this.host.config.socketMode;
     const opened = await Promise.allSettled([
       UnixListener.listen(this.qmpPath, this.guest.monitor, { mode }),
@@ -98,10 +112,20 @@ export class Vm {
       throw (failed as PromiseRejectedResult).reason;
     }
     this.guest.start(() => this.sev?.beforeFirstRun());
+    const incoming = this.spec.config.incoming;
+    if (incoming && incoming !== 'defer') {
+      try {
+        await this.migration.startIncoming(incoming, false);
+      } catch (e) {
+        await this.close();
+        throw e;
+      }
+    }
   }
 
   /** Closes the sockets and every connection to them; the firmware context is decommissioned. */
   async close(): Promise<void> {
+    this.migration.close();
     this.sev?.destroy();
     const ls = this.listeners;
     this.listeners = [];

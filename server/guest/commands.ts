@@ -16,6 +16,8 @@ export interface GuestContext extends SessionContext {
 
 export interface GuestVmm {
   beforeFirstRun(): void;
+  /** After a transition to running (a guest whose context was sent away stops at once). */
+  afterRun?(): void;
   sevInfoLines(): string[] | undefined;
   /** What the host sees of guest memory: ciphertext of private pages (or DBG_DECRYPT). */
   hostRead(gpa: number, len: number): Buffer;
@@ -65,7 +67,7 @@ export function guestHandlers(): Record<string, Handler<GuestContext>> {
     'query-uuid': (_a, { guest }) => ({ UUID: guest.uuid }),
     'query-kvm': () => ({ enabled: true, present: true }),
     stop: (_a, { guest }) => guest.stop(),
-    cont: (_a, { guest, vmm }) => guest.cont(() => vmm.beforeFirstRun()),
+    cont: (_a, { guest, vmm }) => guest.cont(() => vmm.beforeFirstRun(), () => vmm.afterRun?.()),
     system_reset: (_a, { guest }) => guest.systemReset(),
     system_powerdown: (_a, { guest }) => guest.systemPowerdown(),
     quit: (_a, { guest }) => {

@@ -96,7 +96,7 @@ export class Guest {
   }
 
   /** QMP cont; `beforeRun` is the VMM's first-run hook (LAUNCH_FINISH for SEV guests). */
-  cont(beforeRun?: () => void): void {
+  cont(beforeRun?: () => void, afterRun?: () => void): void {
     if (this.state === 'internal-error' || this.state === 'shutdown' || this.state === 'guest-panicked') {
       throw QmpError.generic('Resetting the Virtual Machine is required');
     }
@@ -110,6 +110,49 @@ export class Guest {
     beforeRun?.();
     this.setState('running');
     this.emit('RESUME');
+    afterRun?.();
+  }
+
+  // ---- migration (qmp-protocol.md §16.2, §16.3, §17.6) ----
+
+  /** Source, final phase: a running guest stops in finish-migrate. Returns the state to go back to. */
+  enterFinishMigrate(): RunState {
+    const before = this.state;
+    const live = before === 'running' || before === 'suspended';
+    this.setState('finish-migrate');
+    if (live) this.emit('STOP');
+    return before;
+  }
+
+  /** Source after a completed migration. */
+  enterPostmigrate(): void {
+    this.setState('postmigrate');
+  }
+
+  /** Source after a failed or cancelled migration: the state before it, running guests resume. */
+  leaveMigration(before: RunState): void {
+    if (this.state !== 'finish-migrate') return;
+    this.setState(before);
+    if (before === 'running') this.emit('RESUME');
+  }
+
+  /** Destination: the stream is loaded; the guest runs if autostart is set, else it is paused. */
+  incomingDone(beforeRun: () => void): void {
+    if (this.state !== 'inmigrate') return;
+    if (this.autostart) {
+      beforeRun();
+      this.setState('running');
+      this.emit('RESUME');
+    } else {
+      this.setState('paused');
+    }
+  }
+
+  /** The guest cannot go on (a context that was sent away): STOP, internal-error. */
+  internalError(): void {
+    const live = this.state === 'running';
+    this.setState('internal-error');
+    if (live) this.emit('STOP');
   }
 
   systemReset(): void {

@@ -50,6 +50,7 @@ export class GuestMemory extends SparseMemory {
   }
 
   private storeGuestPage(pfn: number, plain: Buffer): void {
+    this.dirty?.add(pfn);
     if (this.isPrivate(pfn)) {
       if (!this.encrypting) throw new Error('private page write without an active key');
       this.page(pfn).set(this.mc!.encryptPage(this.asid!, this.spaOf(pfn), plain));
@@ -100,6 +101,25 @@ export class GuestMemory extends SparseMemory {
       pages.push({ page, spa: this.spaOf(pfn), measured: off === 0 && n === PAGE_SIZE ? page : page.subarray(off, off + n) });
     });
     this.mc!.measureAndEncrypt(this.asid!, pages, measure);
+  }
+
+  /** Shared (non-private) page ranges as [first gfn, end gfn) pairs: the series' shared-regions list. */
+  sharedRanges(): [number, number][] {
+    const out: [number, number][] = [];
+    for (const pfn of [...this.flipped].sort((a, b) => a - b)) {
+      if (this.isPrivate(pfn)) continue;
+      const last = out[out.length - 1];
+      if (last && last[1] === pfn) last[1] = pfn + 1;
+      else out.push([pfn, pfn + 1]);
+    }
+    return out;
+  }
+
+  /** Drops every stored page and key binding (a discarded incoming guest). */
+  discard(): void {
+    this.clear();
+    this.flipped.clear();
+    this.asid = null;
   }
 
   /** An SEV guest: its RAM is private unless the guest shares pages. */

@@ -18,6 +18,8 @@ export interface Region {
 export class SparseMemory {
   private readonly pages = new Map<number, Buffer>();
   private readonly slabs = new PageSlabs();
+  /** Pages written since tracking started (migration's dirty log), or null when not tracking. */
+  dirty: Set<number> | null = null;
 
   constructor(readonly regions: readonly Region[]) {}
 
@@ -32,6 +34,11 @@ export class SparseMemory {
 
   get touchedPages(): number {
     return this.pages.size;
+  }
+
+  /** Page frame numbers that hold stored bytes, in ascending order. */
+  storedPfns(): number[] {
+    return [...this.pages.keys()].sort((a, b) => a - b);
   }
 
   /** The stored page, or undefined when it was never written. */
@@ -62,6 +69,7 @@ export class SparseMemory {
   write(gpa: number, data: Uint8Array): void {
     forPages(gpa, data.length, (pfn, off, n, done) => {
       this.page(pfn).set(data.subarray(done, done + n), off);
+      this.dirty?.add(pfn);
     });
   }
 

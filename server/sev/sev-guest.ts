@@ -126,12 +126,51 @@ export class SevGuest {
     fwCall(() => this.fw.launchUpdateData(this.handle, this.guest.memory, area.base, PADDED_TABLE_SIZE));
   }
 
-  /** First transition to running (QEMU's sev_launch_finish). */
+  /** First transition to running: LAUNCH_FINISH, or RECEIVE_FINISH after an incoming migration. */
   beforeFirstRun(): void {
     if (this.state === 'launch-secret') {
       fwCall(() => this.fw.launchFinish(this.handle));
       this.state = 'running';
+    } else if (this.state === 'receive-update') {
+      fwCall(() => this.host.sendReceive.receiveFinish(this.handle));
+      this.state = 'running';
     }
+  }
+
+  get sr() {
+    return this.host.sendReceive;
+  }
+
+  /** True once SEND_FINISH ran: the context may never run on this host again. */
+  get sentAway(): boolean {
+    return this.fw.contexts.peek(this.handle)?.state === 6;
+  }
+
+  /** Destination (QEMU §17.2): RECEIVE_START with the stream's policy, PDH and session, then ACTIVATE. */
+  receiveStart(policy: number, sourcePdh: Buffer, session: Buffer): void {
+    const asid = this.host.asids.allocate();
+    if (asid === undefined) throw QmpError.generic("sev_common_kvm_init: failed to initialize ret=-16 fw_error=0 ''");
+    this.asid = asid;
+    try {
+      this.handle = fwCall(() => this.sr.receiveStart({ handle: this.spec.handle, policy, pdh: sourcePdh, session }));
+      this.policy = policy;
+      this.state = 'receive-update';
+      this.fw.activate(this.handle, asid);
+      this.guest.memory.asid = asid;
+      this.guest.memory.setDefaultPrivate();
+    } catch (e) {
+      this.destroy();
+      throw e;
+    }
+  }
+
+  /** A half-received guest is dropped: firmware context, ASID and memory. */
+  discardIncoming(): void {
+    this.destroy();
+    this.guest.memory.discard();
+    this.state = 'uninit';
+    this.handle = this.spec.handle;
+    this.policy = this.spec.policy;
   }
 
   /** The SEV secret area as the guest's firmware publishes it (interface.md §8). */
@@ -163,6 +202,7 @@ export class SevGuest {
     const ctx = this.fw.contexts.peek(this.handle);
     if (ctx && this.asid !== null && ctx.asid === this.asid) this.fw.deactivate(this.handle);
     if (ctx && this.state !== 'uninit') this.fw.decommission(this.handle);
+    this.state = 'uninit';
     if (this.asid !== null) this.host.asids.release(this.asid);
     this.asid = null;
     this.guest.memory.asid = null;

@@ -1,0 +1,204 @@
+/**
+ * The source side of a (live, pre-copy) migration: SEND_START for the target's PDH and
+ * chain, a first pass over every stored page, further passes over the pages the guest
+ * dirtied meanwhile until the rest fits the downtime limit, then the final pass with the
+ * guest stopped. Private pages travel only as SEND_UPDATE_DATA packets, shared pages in
+ * plaintext. Success: SEND_FINISH (the guest can never run here again); failure or
+ * cancel: SEND_CANCEL and the guest carries on.
+ */
+import { setImmediate as tick } from 'node:timers/promises';
+import { FirmwareError, FwStatus } from '../firmware/status.js';
+import { glibBase64Decode } from '../dispatch/glib-base64.js';
+import type { Guest, RunState } from '../guest/guest.js';
+import type { SevGuest } from '../sev/sev-guest.js';
+import type { MigrationState } from './migration-state.js';
+import { encodeHeader, encodeRecord, type StreamRecord } from './stream.js';
+import { openSink, type StreamSink } from './sink.js';
+import type { MigrationUri } from './uri.js';
+
+const PAGE = 4096;
+const MAX_PASSES = 30;
+/** SEV page transfer is slow on real hardware; the series raises the limit to at least 1 s. */
+const SEV_MIN_DOWNTIME_MS = 1000;
+const ACK_TIMEOUT_MS = 30000;
+
+export class MigrationAborted extends Error {}
+
+export interface OwnCerts {
+  pdh: Buffer;
+  platCerts: Buffer;
+  amdCerts: Buffer;
+}
+
+export class OutgoingMigration {
+  private cancelled = false;
+  private sink: StreamSink | null = null;
+  private sentStart = false;
+  private sevStarted = false;
+
+  constructor(
+    private readonly guest: Guest,
+    private readonly sev: SevGuest | null,
+    private readonly state: MigrationState,
+    private readonly uri: MigrationUri,
+    private readonly own: () => OwnCerts,
+  ) {}
+
+  cancel(): void {
+    if (!this.state.active) return;
+    this.cancelled = true;
+    this.state.setStatus('cancelling');
+    this.sink?.abort();
+  }
+
+  private check(): void {
+    if (this.cancelled) throw new MigrationAborted('cancelled');
+  }
+
+  /** Runs to completion; never throws (the outcome is in the migration state). */
+  async run(): Promise<void> {
+    const st = this.state;
+    st.reset();
+    st.setStatus('setup');
+    let before: RunState | null = null;
+    try {
+      const start = this.sev ? this.sendStart() : undefined;
+      this.sink = await openSink(this.uri);
+      this.check();
+      st.setupTime = Date.now() - st.startedAt;
+      st.setStatus('active');
+      const mem = this.guest.memory;
+      mem.dirty = new Set();
+      await this.sink.write(encodeHeader());
+      await this.write({ kind: 'config', ramBytes: this.ramBytes(), config: { name: this.guest.name, sev: this.sev !== null } });
+      const stored = mem.storedPfns();
+      st.ram.total = this.ramBytes();
+      const t0 = Date.now();
+      let pass = 1;
+      let sent = await this.sendPages(stored, start);
+      st.pass(pass);
+      const limit = Math.max(Number(st.parameters['downtime-limit']), this.sev ? SEV_MIN_DOWNTIME_MS : 0);
+      for (;;) {
+        this.check();
+        await this.write({ kind: 'eos' });
+        const rate = (sent * PAGE) / Math.max(1, Date.now() - t0); // bytes per ms so far
+        const dirty = mem.dirty.size;
+        st.ram.remaining = dirty * PAGE;
+        st.expectedDowntime = Math.round((dirty * PAGE) / Math.max(rate, 1));
+        if (st.expectedDowntime <= limit || pass >= MAX_PASSES) break;
+        const pages = [...mem.dirty].sort((a, b) => a - b);
+        mem.dirty = new Set();
+        sent += await this.sendPages(pages, undefined);
+        st.pass(++pass);
+      }
+      // Final pass with the guest stopped.
+      before = this.guest.enterFinishMigrate();
+      const stoppedAt = Date.now();
+      const last = [...mem.dirty].sort((a, b) => a - b);
+      mem.dirty = null;
+      await this.sendPages(last, undefined);
+      st.pass(++pass);
+      if (this.sev) await this.write({ kind: 'shared', ranges: mem.sharedRanges() });
+      await this.write({ kind: 'device', state: { running: before === 'running' } });
+      await this.sink.finish(ACK_TIMEOUT_MS);
+      this.check();
+      if (this.sev) {
+        this.sev.sr.sendFinish(this.sev.handle);
+        this.sev.state = 'running'; // QEMU shows running; the firmware context is SENT
+      }
+      st.downtime = Date.now() - stoppedAt;
+      st.endedAt = Date.now();
+      st.ram.remaining = 0;
+      st.ram.mbps = ((st.ram.transferred * 8) / 1e6) / Math.max(0.001, (st.endedAt - st.startedAt) / 1000);
+      this.guest.enterPostmigrate();
+      st.setStatus('completed');
+    } catch (e) {
+      this.guest.memory.dirty = null;
+      this.sink?.abort();
+      if (this.sevStarted && this.sev) {
+        this.sev.sr.sendCancel(this.sev.handle);
+        this.sev.state = 'running';
+      }
+      if (before !== null) this.guest.leaveMigration(before);
+      st.endedAt = Date.now();
+      if (this.cancelled) st.setStatus('cancelled');
+      else {
+        st.errorDesc = e instanceof Error ? e.message : String(e);
+        st.setStatus('failed');
+      }
+    }
+  }
+
+  private ramBytes(): number {
+    return this.guest.memory.regions.filter((r) => r.name.startsWith('pc.ram')).reduce((a, r) => a + r.size, 0);
+  }
+
+  /** SEND_START before any byte leaves (NOSEND fails here), with the length query first. */
+  private sendStart(): { policy: number; pdh: Buffer; session: Buffer } {
+    const sev = this.sev!;
+    const p = this.state.parameters;
+    let target: OwnCerts;
+    if (this.uri.kind === 'file' && !p['sev-pdh']) target = this.own();
+    else {
+      const pdh = glibBase64Decode(String(p['sev-pdh']));
+      const platCerts = glibBase64Decode(String(p['sev-plat-cert']));
+      const amdCerts = glibBase64Decode(String(p['sev-amd-cert']));
+      for (const b of [pdh, platCerts, amdCerts]) if (b.length > 16384) throw new Error(`invalid length max=16384 got=${b.length}`);
+      if (!pdh.length || !platCerts.length) throw new Error('SEV: missing remote PDH or PLAT_CERT');
+      target = { pdh, platCerts, amdCerts };
+    }
+    let len = 0;
+    try {
+      sev.sr.sendStart(sev.handle, target, null);
+    } catch (e) {
+      if (!(e instanceof FirmwareError) || e.status !== FwStatus.INVALID_LEN) throw e;
+      len = e.lengths['sessionLen']!;
+    }
+    const { session, policy } = sev.sr.sendStart(sev.handle, target, { len });
+    this.sevStarted = true;
+    sev.state = 'send-update';
+    return { policy, pdh: this.own().pdh, session };
+  }
+
+  private async write(r: StreamRecord): Promise<void> {
+    const b = encodeRecord(r);
+    this.state.ram.transferred += b.length;
+    await this.sink!.write(b);
+  }
+
+  /** One pass over `pfns`; returns the number of pages sent. */
+  private async sendPages(pfns: number[], start: { policy: number; pdh: Buffer; session: Buffer } | undefined): Promise<number> {
+    const mem = this.guest.memory;
+    const bw = Number(this.state.parameters['max-bandwidth']);
+    const t0 = Date.now();
+    let bytes = 0;
+    let n = 0;
+    for (const pfn of pfns) {
+      this.check();
+      const gpa = pfn * PAGE;
+      if (!mem.isMapped(gpa)) continue;
+      if (this.sev && mem.isPrivate(pfn)) {
+        const pkt = this.sev.sr.sendUpdateData(this.sev.handle, mem, gpa, PAGE, { len: 52 }, { len: PAGE });
+        const first = !this.sentStart ? start : undefined;
+        this.sentStart = true;
+        await this.write({ kind: 'encrypted', gpa, ...(first ? { start: first } : {}), header: pkt.header, trans: pkt.trans });
+      } else {
+        const data = mem.read(gpa, PAGE);
+        if (data.every((x) => x === 0)) {
+          this.state.ram.duplicate++;
+          await this.write({ kind: 'zero', gpa });
+        } else await this.write({ kind: 'page', gpa, data });
+      }
+      this.state.ram.normal++;
+      n++;
+      bytes += PAGE;
+      // Let the guest (agent) run between pages, and keep to max-bandwidth.
+      if ((n & 63) === 0) {
+        await tick();
+        const ahead = bw > 0 ? (bytes / bw) * 1000 - (Date.now() - t0) : 0;
+        if (ahead > 5) await new Promise((r) => setTimeout(r, ahead));
+      }
+    }
+    return n;
+  }
+}

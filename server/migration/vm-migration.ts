@@ -1,0 +1,60 @@
+/** One VM's migration: its state, the outgoing or incoming run, and the QEMU-level checks. */
+import { QmpError } from '../qmp/errors.js';
+import type { OutValue } from '../qmp/json/writer.js';
+import type { Guest } from '../guest/guest.js';
+import type { SevGuest } from '../sev/sev-guest.js';
+import { MigrationState } from './migration-state.js';
+import { OutgoingMigration, type OwnCerts } from './outgoing.js';
+import { IncomingMigration } from './incoming.js';
+import { parseMigrationUri, type MigrationUri } from './uri.js';
+
+export class VmMigration {
+  readonly state: MigrationState;
+  private outgoing: OutgoingMigration | null = null;
+  readonly incoming: IncomingMigration;
+  /** Resolves when the current outgoing run ends (tests, shutdown). */
+  running: Promise<void> = Promise.resolve();
+
+  constructor(private readonly guest: Guest, private readonly sev: SevGuest | null, private readonly own: () => OwnCerts, private readonly modernUriErrors: boolean) {
+    this.state = new MigrationState((event, data) => guest.monitor?.emitEvent(event, data as OutValue));
+    this.incoming = new IncomingMigration(guest, sev, this.state);
+  }
+
+  private uri(text: string): MigrationUri {
+    const u = parseMigrationUri(text);
+    if (!u) throw QmpError.generic(this.modernUriErrors ? `unknown migration protocol: ${text}` : "Parameter 'uri' expects a valid migration protocol");
+    return u;
+  }
+
+  migrate(uriText: string | undefined): void {
+    if (uriText === undefined) throw QmpError.generic("need either 'uri' or 'channels' argument");
+    if (this.state.active) throw QmpError.generic("There's a migration process in progress");
+    if (this.guest.runState === 'inmigrate') throw QmpError.generic('Guest is waiting for an incoming migration');
+    const uri = this.uri(uriText);
+    this.outgoing = new OutgoingMigration(this.guest, this.sev, this.state, uri, this.own);
+    this.running = this.outgoing.run();
+  }
+
+  cancel(): void {
+    this.outgoing?.cancel();
+  }
+
+  async startIncoming(uriText: string | undefined, fromCommand: boolean): Promise<void> {
+    if (fromCommand) {
+      if (this.guest.runState !== 'inmigrate') throw QmpError.generic("'-incoming' was not specified on the command line");
+      if (this.incoming.started) throw QmpError.generic('The incoming migration has already been started');
+    }
+    if (uriText === undefined) throw QmpError.generic("need either 'uri' or 'channels' argument");
+    await this.incoming.start(this.uri(uriText));
+  }
+
+  setCapabilities(caps: { capability: string; state: boolean }[]): void {
+    if (this.state.active) throw QmpError.generic("There's a migration process in progress");
+    for (const c of caps) this.state.capabilities.set(c.capability, c.state);
+  }
+
+  close(): void {
+    this.outgoing?.cancel();
+    this.incoming.close();
+  }
+}
