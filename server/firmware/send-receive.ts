@@ -9,7 +9,7 @@ import { FirmwareError, FwStatus, type SevCommand } from './status.js';
 import { GState } from './guest-contexts.js';
 import { Policy, type GuestFirmware } from './guest-firmware.js';
 import {
-  aes128ctr, buildSession, decodePacketHeader, ecdhSecret, encodePacketHeader, MAC_MIGRATION, macMatches, packetMac,
+  aes128ctr, buildSession, decodePacketHeader, freshIv, ecdhSecret, encodePacketHeader, MAC_MIGRATION, macMatches, packetMac,
   PACKET_HEADER_SIZE, SESSION_SIZE, sessionKeys, unwrapSession,
 } from './crypto/launch-crypto.js';
 import {
@@ -112,8 +112,9 @@ export class SendReceive {
     if (len % 16 !== 0) fail(cmd, FwStatus.INVALID_LEN);
     if (gpa % 16 !== 0 || Math.floor(gpa / PAGE) !== Math.floor((gpa + len - 1) / PAGE) || !mem.regionOf(gpa, len)) fail(cmd, FwStatus.INVALID_ADDRESS);
     this.fw.bound(cmd, ctx, mem);
-    const iv = randomBytes(16);
-    const trans = aes128ctr(ctx.transport!.tek, iv, mem.guestRead(gpa, len));
+    const iv = freshIv();
+    const plain = len === PAGE && gpa % PAGE === 0 ? mem.guestReadPage(gpa / PAGE) : mem.guestRead(gpa, len);
+    const trans = aes128ctr(ctx.transport!.tek, iv, plain);
     const mac = packetMac(MAC_MIGRATION, ctx.transport!.tik, { flags: 0, iv }, len, trans);
     return { header: encodePacketHeader({ flags: 0, iv, mac }), trans };
   }

@@ -49,7 +49,7 @@ export class GuestMemory extends SparseMemory {
     return this.mc!.decryptPage(this.asid!, this.spaOf(pfn), stored);
   }
 
-  private storeGuestPage(pfn: number, plain: Buffer): void {
+  private storeGuestPage(pfn: number, plain: Uint8Array): void {
     this.dirty?.add(pfn);
     if (this.isPrivate(pfn)) {
       if (!this.encrypting) throw new Error('private page write without an active key');
@@ -57,6 +57,11 @@ export class GuestMemory extends SparseMemory {
     } else {
       this.page(pfn).set(plain);
     }
+  }
+
+  /** Guest view of one whole page (no copy for private pages: the decryption output). */
+  guestReadPage(pfn: number): Buffer {
+    return this.guestPage(pfn);
   }
 
   /** Guest view read: private pages decrypted with the guest's key. */
@@ -72,8 +77,9 @@ export class GuestMemory extends SparseMemory {
   /** Guest view write: read-modify-write of each touched page through the guest's key. */
   guestWrite(gpa: number, data: Uint8Array): void {
     forPages(gpa, data.length, (pfn, off, n, done) => {
-      const plain = n === PAGE_SIZE ? Buffer.from(data.subarray(done, done + n)) : this.guestPage(pfn);
-      if (n !== PAGE_SIZE) plain.set(data.subarray(done, done + n), off);
+      if (n === PAGE_SIZE) return this.storeGuestPage(pfn, data.subarray(done, done + n));
+      const plain = this.guestPage(pfn);
+      plain.set(data.subarray(done, done + n), off);
       this.storeGuestPage(pfn, plain);
     });
   }

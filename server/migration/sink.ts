@@ -48,18 +48,31 @@ export async function openSink(uri: MigrationUri): Promise<StreamSink> {
     wake();
   });
   const wait = () => new Promise<void>((r) => waiters.push(r));
+  // Records are small (one page each): gather them into larger writes.
+  let batch: Buffer[] = [];
+  let batched = 0;
+  const flush = async () => {
+    if (!batched) return;
+    const b = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
+    batch = [];
+    batched = 0;
+    if (!sock.write(b)) {
+      await new Promise<void>((r) => {
+        sock.once('drain', r);
+        waiters.push(r);
+      });
+    }
+  };
   return {
     write: async (b) => {
       if (failure) throw failure;
-      if (!sock.write(b)) {
-        await new Promise<void>((r) => {
-          sock.once('drain', r);
-          waiters.push(r);
-        });
-      }
+      batch.push(b);
+      batched += b.length;
+      if (batched >= 256 * 1024) await flush();
       if (failure) throw failure;
     },
     finish: async (timeoutMs) => {
+      await flush();
       const deadline = Date.now() + timeoutMs;
       while (!ack) {
         if (failure) throw failure;

@@ -48,6 +48,11 @@ const word = (addr: number, flags: number) => {
   return b;
 };
 const withLen = (b: Buffer) => Buffer.concat([be32(b.length), b]);
+/** be64 (addr | flags) without BigInt: flags live in the low 12 bits of the low word. */
+function writeWord(b: Buffer, at: number, addr: number, flags: number): void {
+  b.writeUInt32BE(Math.floor(addr / 2 ** 32), at);
+  b.writeUInt32BE(((addr % 2 ** 32) | flags) >>> 0, at + 4);
+}
 
 export function encodeHeader(): Buffer {
   return Buffer.concat([STREAM_MAGIC, be32(STREAM_VERSION)]);
@@ -57,15 +62,29 @@ export function encodeRecord(r: StreamRecord): Buffer {
   switch (r.kind) {
     case 'config':
       return Buffer.concat([word(r.ramBytes - (r.ramBytes % PAGE), Flag.MEM_SIZE), withLen(Buffer.from(JSON.stringify(r.config)))]);
-    case 'page':
-      return Buffer.concat([word(r.gpa, Flag.PAGE), r.data]);
+    case 'page': {
+      const b = Buffer.allocUnsafe(8 + PAGE);
+      writeWord(b, 0, r.gpa, Flag.PAGE);
+      r.data.copy(b, 8);
+      return b;
+    }
     case 'zero':
       return Buffer.concat([word(r.gpa, Flag.ZERO), Buffer.from([0])]);
     case 'encrypted': {
-      const parts = [word(r.gpa, Flag.ENCRYPTED_DATA), be32(SUBTYPE_ENCRYPTED_PAGE)];
-      if (r.start) parts.push(be32(r.start.policy), withLen(r.start.pdh), withLen(r.start.session));
-      parts.push(withLen(r.header), withLen(r.trans));
-      return Buffer.concat(parts);
+      if (r.start) {
+        return Buffer.concat([word(r.gpa, Flag.ENCRYPTED_DATA), be32(SUBTYPE_ENCRYPTED_PAGE), be32(r.start.policy),
+          withLen(r.start.pdh), withLen(r.start.session), withLen(r.header), withLen(r.trans)]);
+      }
+      // The per-page record, built in one allocation.
+      const b = Buffer.allocUnsafe(8 + 4 + 4 + r.header.length + 4 + r.trans.length);
+      writeWord(b, 0, r.gpa, Flag.ENCRYPTED_DATA);
+      b.writeUInt32BE(SUBTYPE_ENCRYPTED_PAGE, 8);
+      b.writeUInt32BE(r.header.length, 12);
+      r.header.copy(b, 16);
+      const at = 16 + r.header.length;
+      b.writeUInt32BE(r.trans.length, at);
+      r.trans.copy(b, at + 4);
+      return b;
     }
     case 'shared': {
       const parts = [word(0, Flag.ENCRYPTED_DATA), be32(SUBTYPE_SHARED_REGIONS)];

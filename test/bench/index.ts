@@ -11,6 +11,7 @@ import { concurrent, median, percentile, pipelined, sequential, unixClosedLoop, 
 import { RawClient } from '../helpers/raw-client.js';
 import { verifyChain } from '../../server/firmware/certs/chain.js';
 import { fullLaunchBench, launchUpdateBench, manyGuestsBench } from './sev-bench.js';
+import { migrationBench } from './migration-bench.js';
 
 const RUNS = 3;
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
@@ -149,6 +150,7 @@ async function main(): Promise<void> {
   await launchUpdateBench(report);
   await fullLaunchBench(report);
   await manyGuestsBench(report);
+  await migrationBench(report);
   writeFileSync('bench-results.json', JSON.stringify(results, null, 2) + '\n');
   console.log('\nwritten to bench-results.json');
 }

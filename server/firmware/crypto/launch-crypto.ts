@@ -3,11 +3,27 @@
  * SP 800-108 KDF, ECDH shared secret, session wrap/unwrap, the launch measurement and
  * the packet MACs. One implementation, used by the firmware and checked by the vectors.
  */
-import { createCipheriv, createHmac, diffieHellman, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createCipheriv, createHmac, diffieHellman, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 export const SESSION_SIZE = 128;
 export const PACKET_HEADER_SIZE = 52;
 export const MEASURE_BLOB_SIZE = 48;
+
+/**
+ * Fresh random IVs for transport packets, cut from a refilled pool: one random call per
+ * 4096 IVs instead of one per migrated page.
+ */
+const ivPool = Buffer.alloc(16 * 4096);
+let ivAt = ivPool.length;
+export function freshIv(): Buffer {
+  if (ivAt === ivPool.length) {
+    randomFillSync(ivPool);
+    ivAt = 0;
+  }
+  const iv = Buffer.from(ivPool.subarray(ivAt, ivAt + 16));
+  ivAt += 16;
+  return iv;
+}
 
 const le32 = (v: number): Buffer => {
   const b = Buffer.alloc(4);
@@ -41,8 +57,8 @@ export function hmac256(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
 
 /** AES-128-CTR with the whole IV as the initial 128-bit big-endian counter. */
 export function aes128ctr(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Buffer {
-  const c = createCipheriv('aes-128-ctr', key, iv);
-  return Buffer.concat([c.update(data), c.final()]);
+  // CTR is a stream mode: update() returns every byte, final() nothing.
+  return createCipheriv('aes-128-ctr', key, iv).update(data);
 }
 
 /** Z: the x-coordinate of the ECDH product, 48 bytes big-endian, unhashed (§6.3). */
@@ -136,9 +152,16 @@ export const MAC_MIGRATION = 0x02;
  * LE32(TRANS_LEN) ‖ ciphertext [‖ MEASURE]). Launch secrets on API <= 0.16 omit MEASURE.
  */
 export function packetMac(ctx: number, tik: Uint8Array, h: { flags: number; iv: Uint8Array }, guestLen: number, ciphertext: Uint8Array, measure?: Uint8Array): Buffer {
-  const parts: Uint8Array[] = [Buffer.from([ctx]), le32(h.flags), h.iv, le32(guestLen), le32(ciphertext.length), ciphertext];
-  if (measure) parts.push(measure);
-  return hmac256(tik, ...parts);
+  // One prefix buffer instead of five small ones: this runs once per migrated page.
+  const prefix = Buffer.allocUnsafe(29);
+  prefix[0] = ctx;
+  prefix.writeUInt32LE(h.flags >>> 0, 1);
+  prefix.set(h.iv, 5);
+  prefix.writeUInt32LE(guestLen >>> 0, 21);
+  prefix.writeUInt32LE(ciphertext.length >>> 0, 25);
+  const mac = createHmac('sha256', tik).update(prefix).update(ciphertext);
+  if (measure) mac.update(measure);
+  return mac.digest();
 }
 
 export function macMatches(expected: Uint8Array, given: Uint8Array): boolean {
