@@ -2,18 +2,12 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { RawClient } from '../helpers/raw-client.js';
+import { freePort } from '../helpers/free-port.js';
 import { startSevd, type SevdProcess } from '../helpers/sevd-process.js';
 
 type Report = (name: string, value: unknown) => void;
 const MiB = 1 << 20;
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** The ceiling: a plain TCP copy of the same number of bytes over loopback. */
 async function plainTcpMBps(bytes: number): Promise<number> {

@@ -7,16 +7,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawClient } from '../helpers/raw-client.js';
+import { freePort } from '../helpers/free-port.js';
 import { startSevd, type SevdProcess } from '../helpers/sevd-process.js';
 import { buildLaunchSession, buildSecretPacket } from '../helpers/guest-owner.js';
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function control(sevd: SevdProcess) {
   const c = await RawClient.connect(sevd.controlPath);
