@@ -22,6 +22,9 @@ export interface LimitsConfig {
   maxPendingCommands: number;
   maxConsecutiveErrors: number;
   maxMessageBytes: number;
+  maxConnections: number;
+  maxConnectionsPerMonitor: number;
+  negotiationTimeoutMs: number;
 }
 
 export interface SevdConfig {
@@ -47,6 +50,9 @@ export const DEFAULT_CONFIG: SevdConfig = {
     generation: 'milan', apiMajor: 1, apiMinor: 55, build: 21,
     cbitpos: 51, reducedPhysBits: 1, maxGuests: 509, minSevAsid: 1, seed: null,
   },
-  limits: { maxPendingCommands: 64, maxConsecutiveErrors: 2000, maxMessageBytes: 64 * 1024 * 1024 },
+  limits: {
+    maxPendingCommands: 64, maxConsecutiveErrors: 2000, maxMessageBytes: 64 * 1024 * 1024,
+    maxConnections: 4096, maxConnectionsPerMonitor: 256, negotiationTimeoutMs: 60000,
+  },
   guests: [{ name: 'demo', memory: '512M', paused: true, 'sev-guest': { policy: 1 } }],
 };

@@ -21,6 +21,9 @@ import { controlHandlers, type ControlContext } from './control-commands.js';
 import { GuestRegistry } from './registry.js';
 import { SpecError } from './guest-spec.js';
 import type { HostContext } from './host.js';
+import { ConnectionBudget } from '../transport/connection-budget.js';
+import { metrics } from '../observability/metrics.js';
+import { countFirmwareCommands } from '../observability/instrument.js';
 import { Platform } from '../firmware/platform.js';
 import { SevDevice } from '../firmware/sev-device.js';
 import { GuestFirmware } from '../firmware/guest-firmware.js';
@@ -52,14 +55,19 @@ export class Daemon {
     });
     // sevd's choice: an idle host sits in INIT, as if KVM had started a guest before.
     platform.init();
-    const device = new SevDevice(platform);
+    const device = countFirmwareCommands(new SevDevice(platform), ['pekGen', 'pdhGen', 'pekCsr', 'pekCertImport', 'pdhCertExport', 'getId', 'factoryReset'],
+      { pekCsr: 'PEK_CSR', pdhCertExport: 'PDH_CERT_EXPORT', getId: 'GET_ID' });
     const memory = new MemoryController();
     memory.startHelper();
-    const firmware = new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid });
+    const firmware = countFirmwareCommands(new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid }),
+      ['launchStart', 'launchUpdateData', 'launchMeasure', 'launchSecret', 'launchFinish', 'activate', 'deactivate', 'decommission',
+        'dfFlush', 'guestStatus', 'attestation', 'dbgDecrypt', 'dbgEncrypt'], { launchSecret: 'LAUNCH_SECRET', dfFlush: 'DF_FLUSH' });
     this.host = {
       sev: device,
       sevHost: {
-        device, firmware, sendReceive: new SendReceive(firmware), memory, asids: new AsidPool(firmware), cbitpos: p.cbitpos, reducedPhysBits: p.reducedPhysBits,
+        device, firmware,
+        sendReceive: countFirmwareCommands(new SendReceive(firmware), ['sendStart', 'sendUpdateData', 'sendFinish', 'sendCancel', 'receiveStart', 'receiveUpdateData', 'receiveFinish']),
+        memory, asids: new AsidPool(firmware), cbitpos: p.cbitpos, reducedPhysBits: p.reducedPhysBits,
       },
       config,
       version,
@@ -68,7 +76,10 @@ export class Daemon {
         maxPendingCommands: config.limits.maxPendingCommands,
         maxConsecutiveErrors: config.limits.maxConsecutiveErrors,
         maxTokenBytes: config.limits.maxMessageBytes,
+        negotiationTimeoutMs: config.limits.negotiationTimeoutMs,
       },
+      budget: new ConnectionBudget({ total: config.limits.maxConnections, perMonitor: config.limits.maxConnectionsPerMonitor }),
+      log,
     };
     this.registry = new GuestRegistry(this.host);
     this.controlPath = join(config.runDir, 'sevd.qmp');
@@ -79,8 +90,20 @@ export class Daemon {
       version,
       packageName: this.host.packageName,
       limits: this.host.sessionLimits,
+      log,
     });
     this.done = new Promise((r) => (this.resolveDone = r));
+    metrics.gauge('sevd_connections', 'Open monitor connections, by transport.', () =>
+      [...this.host.budget.byTransport].map(([transport, v]) => ({ l: { transport }, v })));
+    metrics.gauge('sevd_guests', 'Guests, by run state and SEV state.', () => {
+      const n = new Map<string, { l: Record<string, string>; v: number }>();
+      for (const vm of this.registry.list()) {
+        const l = { run_state: vm.guest.runState, sev_state: vm.sev?.state ?? 'none' };
+        const k = JSON.stringify(l);
+        n.set(k, { l, v: (n.get(k)?.v ?? 0) + 1 });
+      }
+      return [...n.values()];
+    });
   }
 
   async start(): Promise<void> {
@@ -96,11 +119,13 @@ export class Daemon {
         token: ws.token,
         allowedOrigins: ws.allowedOrigins,
         route: (path) => this.route(path),
+        budget: this.host.budget,
+        metrics: () => metrics.render(),
       });
       this.wsUrl = await this.ws.listen();
     }
     // Ready means the control socket accepts connections: it comes up last.
-    this.controlListener = await UnixListener.listen(this.controlPath, this.control, { mode: config.socketMode });
+    this.controlListener = await UnixListener.listen(this.controlPath, this.control, { mode: config.socketMode, budget: this.host.budget });
     this.log.info(
       { control: this.controlPath, guests: this.registry.list().map((v) => ({ name: v.name, qmp: v.qmpPath, qga: v.qgaPath })), websocket: this.wsUrl },
       'sevd ready',

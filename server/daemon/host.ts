@@ -4,6 +4,7 @@ import type { Version } from '../dispatch/version.js';
 import type { SessionLimits } from '../qmp/session.js';
 import type { SevDevice } from '../firmware/sev-device.js';
 import type { SevHost } from '../sev/sev-host.js';
+import type { ConnectionBudget } from '../transport/connection-budget.js';
 
 export interface HostContext {
   config: SevdConfig;
@@ -14,4 +15,6 @@ export interface HostContext {
   sev: SevDevice;
   /** Firmware, memory controller and ASID pool that SEV guests share. */
   sevHost: SevHost;
+  budget: ConnectionBudget;
+  log: { debug(obj: object, msg: string): void };
 }

@@ -86,9 +86,10 @@ export class Vm {
       version,
       packageName: host.packageName,
       limits,
+      log: host.log,
     });
     guest.agent = new Monitor({
-      kind: 'agent', dispatcher: agentDispatcher, context: { guest, view }, version, packageName: host.packageName, limits,
+      kind: 'agent', dispatcher: agentDispatcher, context: { guest, view }, version, packageName: host.packageName, limits, log: host.log,
     });
   }
 
@@ -102,8 +103,8 @@ export class Vm {
     if (!this.spec.config.incoming) this.sev?.launch();
     const mode = this.host.config.socketMode;
     const opened = await Promise.allSettled([
-      UnixListener.listen(this.qmpPath, this.guest.monitor, { mode }),
-      UnixListener.listen(this.qgaPath, this.guest.agent, { mode, agent: true }),
+      UnixListener.listen(this.qmpPath, this.guest.monitor, { mode, budget: this.host.budget }),
+      UnixListener.listen(this.qgaPath, this.guest.agent, { mode, agent: true, budget: this.host.budget }),
     ]);
     for (const r of opened) if (r.status === 'fulfilled') this.listeners.push(r.value);
     const failed = opened.find((r) => r.status === 'rejected');

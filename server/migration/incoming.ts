@@ -14,6 +14,7 @@ import type { MigrationState } from './migration-state.js';
 import { ByteReader, StreamDecoder, StreamFormatError } from './stream.js';
 import { ACK } from './sink.js';
 import type { MigrationUri } from './uri.js';
+import { metrics } from '../observability/metrics.js';
 
 const PAGE = 4096;
 
@@ -82,7 +83,9 @@ export class IncomingMigration {
       st.setStatus('active');
       for (;;) {
         const rec = await dec.next();
-        st.ram.transferred += rec.kind === 'page' ? PAGE : 0;
+        const bytes = rec.kind === 'page' ? PAGE : rec.kind === 'encrypted' ? rec.trans.length + rec.header.length : 8;
+        st.ram.transferred += bytes;
+        metrics.migrationBytes.inc({ direction: 'in' }, bytes);
         if (rec.kind === 'config') {
           const ram = mem.regions.filter((x) => x.name.startsWith('pc.ram')).reduce((a, x) => a + x.size, 0);
           if (rec.ramBytes !== ram) throw new Error(`sevd: incoming guest memory size ${ram} differs from the stream's ${rec.ramBytes}`);

@@ -15,6 +15,7 @@ import type { MigrationState } from './migration-state.js';
 import { encodeHeader, encodeRecord, type StreamRecord } from './stream.js';
 import { openSink, type StreamSink } from './sink.js';
 import type { MigrationUri } from './uri.js';
+import { metrics } from '../observability/metrics.js';
 
 const PAGE = 4096;
 const MAX_PASSES = 30;
@@ -163,6 +164,7 @@ export class OutgoingMigration {
   private async write(r: StreamRecord): Promise<void> {
     const b = encodeRecord(r);
     this.state.ram.transferred += b.length;
+    metrics.migrationBytes.inc({ direction: 'out' }, b.length);
     await this.sink!.write(b);
   }
 

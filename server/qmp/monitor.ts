@@ -21,6 +21,8 @@ export interface MonitorOptions<C> {
   version: Version;
   packageName: string;
   limits?: SessionLimits;
+  /** Structured log (one debug line per command). */
+  log?: { debug(obj: object, msg: string): void };
 }
 
 export class Monitor<C = unknown> {
@@ -32,6 +34,7 @@ export class Monitor<C = unknown> {
   readonly packageName: string;
   readonly limits: SessionLimits;
   readonly greeting: string;
+  readonly log: MonitorOptions<C>['log'];
 
   constructor(opts: MonitorOptions<C>) {
     this.kind = opts.kind;
@@ -40,6 +43,7 @@ export class Monitor<C = unknown> {
     this.version = opts.version;
     this.packageName = opts.packageName;
     this.limits = opts.limits ?? {};
+    this.log = opts.log;
     this.greeting = qmpLine({ QMP: { version: this.versionInfo(), capabilities: ['oob'] } });
   }
 

@@ -9,12 +9,17 @@ import type { QObject } from './json/qobject.js';
 import { checkRequest, isOobRequest, type Request } from './request.js';
 import { Errors, QmpError } from './errors.js';
 import type { Monitor } from './monitor.js';
+import { metrics } from '../observability/metrics.js';
+
+let requestSeq = 0;
 
 export interface SessionLimits extends StreamerLimits {
   /** In-band requests queued before reading pauses (QEMU: 8 with OOB). */
   maxPendingCommands?: number;
   /** Consecutive unreadable messages before the connection is closed (0: never). */
   maxConsecutiveErrors?: number;
+  /** A client that has not negotiated within this many ms is disconnected (0: never). */
+  negotiationTimeoutMs?: number;
 }
 
 export interface SessionSink {
@@ -51,6 +56,7 @@ export class QmpSession {
   /** Set by handlers (quit) to close the connection once the reply is written. */
   closeAfterReply = false;
   private flushAfterReply = false;
+  private negotiationTimer: NodeJS.Timeout | undefined;
   /** Input received while an earlier chunk is still being lexed in slices. */
   private readonly backlog: Uint8Array[] = [];
   /** Handler context: the monitor's plus this session, built once. */
@@ -63,6 +69,17 @@ export class QmpSession {
     this.streamer = new JsonStreamer((item) => this.onMessage(item), limits);
     this.mode = opts.agent ? 'command' : 'negotiation';
     this.context = { ...monitor.context, session: this };
+    const timeout = limits.negotiationTimeoutMs ?? 0;
+    if (!opts.agent && timeout > 0) {
+      this.negotiationTimer = setTimeout(() => {
+        if (this.mode !== 'negotiation' || this.closed) return;
+        this.sink.write(qmpLine({ error: { class: 'GenericError', desc: 'sevd: capabilities negotiation timed out, closing the connection' } }));
+        this.sink.flush?.();
+        this.detach();
+        this.sink.close();
+      }, timeout);
+      this.negotiationTimer.unref();
+    }
     monitor.sessions.add(this);
     if (!opts.agent) {
       sink.write(monitor.greeting);
@@ -144,6 +161,7 @@ export class QmpSession {
     this.closed = true;
     this.queue.length = 0;
     this.backlog.length = 0;
+    clearTimeout(this.negotiationTimer);
     this.monitor.sessions.delete(this);
   }
 
@@ -190,21 +208,42 @@ export class QmpSession {
       this.reply(req.id, req.error);
       return undefined;
     }
+    const t0 = performance.now();
+    const done = (error: unknown) => this.account(req, t0, error);
     let result: OutValue | Promise<OutValue>;
     try {
       result = this.execute(req);
     } catch (e) {
+      done(e);
       this.replyError(req, e);
       return undefined;
     }
     if (result instanceof Promise) {
       return result.then(
-        (r) => this.reply(req.id, undefined, r),
-        (e) => this.replyError(req, e),
+        (r) => {
+          done(undefined);
+          this.reply(req.id, undefined, r);
+        },
+        (e) => {
+          done(e);
+          this.replyError(req, e);
+        },
       );
     }
+    done(undefined);
     this.reply(req.id, undefined, result);
     return undefined;
+  }
+
+  /** Metrics and one log line per command: a request id, never the arguments (they may hold secrets). */
+  private account(req: Request, t0: number, error: unknown): void {
+    const seconds = (performance.now() - t0) / 1000;
+    const result = error === undefined ? 'ok' : 'error';
+    metrics.command(this.monitor.kind, req.command, result, seconds);
+    this.monitor.log?.debug(
+      { reqId: ++requestSeq, monitor: this.monitor.kind, command: req.command, result, ms: Math.round(seconds * 1e6) / 1000, ...(error instanceof QmpError ? { class: error.cls } : {}) },
+      'qmp command',
+    );
   }
 
   private execute(req: Request): OutValue | Promise<OutValue> {
@@ -258,6 +297,7 @@ export class QmpSession {
     if (unavailable.length) throw Errors.capabilityUnavailable(unavailable);
     this.oobEnabled = enable.includes('oob');
     this.mode = 'command';
+    clearTimeout(this.negotiationTimer);
     // The reply must not share a write with later output (qmp-protocol.md §2.8).
     this.flushAfterReply = true;
   }

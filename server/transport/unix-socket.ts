@@ -7,12 +7,15 @@ import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Monitor } from '../qmp/monitor.js';
 import { QmpSession } from '../qmp/session.js';
+import { qmpLine } from '../qmp/json/writer.js';
+import type { ConnectionBudget } from './connection-budget.js';
 
 export interface UnixListenerOptions {
   mode?: number;
   /** Output buffered beyond this pauses reading from that client (backpressure). */
   highWaterBytes?: number;
   agent?: boolean;
+  budget?: ConnectionBudget;
 }
 
 export class UnixListener {
@@ -49,6 +52,11 @@ export class UnixListener {
   }
 
   private accept(socket: net.Socket, monitor: Monitor<any>): void {
+    const release = this.opts.budget?.acquire('unix', monitor.sessions.size) ?? (() => undefined);
+    if (typeof release === 'string') {
+      socket.end(qmpLine({ error: { class: 'GenericError', desc: release } }));
+      return;
+    }
     this.sockets.add(socket);
     const highWater = this.opts.highWaterBytes ?? 1 << 20;
     let readPaused = false;
@@ -109,6 +117,7 @@ export class UnixListener {
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
+      release();
       session.detach();
       this.sockets.delete(socket);
     });

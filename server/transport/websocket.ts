@@ -11,6 +11,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Monitor } from '../qmp/monitor.js';
 import { QmpSession } from '../qmp/session.js';
+import type { ConnectionBudget } from './connection-budget.js';
 
 export interface WebSocketOptions {
   host: string;
@@ -20,6 +21,9 @@ export interface WebSocketOptions {
   /** Finds the monitor for a path, or undefined (404). */
   route(path: string): { monitor: Monitor<any>; agent: boolean } | undefined;
   logger?: FastifyInstance['log'] | false;
+  budget?: ConnectionBudget;
+  /** GET /metrics body (Prometheus text). */
+  metrics?: () => string;
 }
 
 const BINARY_ONLY = 'only binary, close, ping, and pong frames are supported';
@@ -52,6 +56,10 @@ export class WebSocketListener {
   constructor(private readonly opts: WebSocketOptions) {
     this.app = Fastify({ logger: false });
     this.app.get('/healthz', async () => ({ status: 'ok' }));
+    if (opts.metrics) {
+      const render = opts.metrics;
+      this.app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(render()));
+    }
     this.app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
   }
 
@@ -87,7 +95,12 @@ export class WebSocketListener {
     const target = this.opts.route(decodeURIComponent(url.pathname));
     if (!target) return reject(socket, 404, 'Not Found');
     const binary = offered.includes('binary');
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, target.monitor, target.agent, binary));
+    const release = this.opts.budget?.acquire('websocket', target.monitor.sessions.size) ?? (() => undefined);
+    if (typeof release === 'string') return reject(socket, 503, 'Service Unavailable');
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.once('close', release);
+      this.attach(ws, target.monitor, target.agent, binary);
+    });
   }
 
   private originAllowed(origin: string, req: IncomingMessage): boolean {

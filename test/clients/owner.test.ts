@@ -1,7 +1,7 @@
 /** The guest-owner toolkit: public vectors T4–T7 and AMD's real chains, through the CLI and the library. */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildMeasurement, buildSecret, launchDigest, verifyPlatform, chainFromDir } from '../../clients/owner/owner.js';
@@ -9,7 +9,8 @@ import { startSevd } from '../helpers/sevd-process.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const CLI = resolve('dist/clients/owner/cli.js');
-const SHARED = resolve('../shared/fixtures');
+// The project's shared fixtures when present beside the checkout (as in CI), else the same public data copied here.
+const SHARED = existsSync(resolve('../shared/fixtures/chips')) ? resolve('../shared/fixtures') : resolve('test/fixtures');
 const F = 'test/fixtures';
 const owner = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 const tmp = mkdtempSync(join(tmpdir(), 'sev-owner-'));
