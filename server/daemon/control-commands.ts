@@ -17,7 +17,7 @@ export function controlHandlers(): Record<string, Handler<ControlContext>> {
       setImmediate(() => ctx.requestShutdown('host-qmp-quit'));
     },
     'guest-add': async (args, { registry }) => {
-      await registry.add(args);
+      await registry.add(args, { persist: true });
     },
     'guest-del': async (args, { registry }) => {
       await registry.del(args['name'] as string);

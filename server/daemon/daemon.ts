@@ -20,6 +20,7 @@ import type { SevdConfig } from '../config/defaults.js';
 import { controlHandlers, type ControlContext } from './control-commands.js';
 import { GuestRegistry } from './registry.js';
 import { SpecError } from './guest-spec.js';
+import { GuestStore } from './guest-store.js';
 import type { HostContext } from './host.js';
 import { ConnectionBudget } from '../transport/connection-budget.js';
 import { metrics } from '../observability/metrics.js';
@@ -111,6 +112,7 @@ export class Daemon {
     await mkdir(config.runDir, { recursive: true, mode: 0o700 });
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     await this.startGuests();
+    await this.restoreGuests();
     if (config.websocket) {
       const ws = config.websocket;
       this.ws = new WebSocketListener({
@@ -144,6 +146,24 @@ export class Daemon {
         if (e instanceof SpecError) throw new ConfigError(`sevd: ${this.source}: $.guests[${i}].${e.member}: ${e.desc}`);
         if (e instanceof QmpError) throw new ConfigError(`sevd: ${this.source}: $.guests[${i}]: ${e.desc}`);
         throw e;
+      }
+    }
+  }
+
+  /** Guests added over QMP before a restart come back paused, with a fresh launch. */
+  private async restoreGuests(): Promise<void> {
+    const store = new GuestStore(this.host.config.stateDir);
+    this.registry.store = store;
+    const specType = this.control.dispatcher.schema.resolve('GuestSpec');
+    for (const spec of store.list()) {
+      const name = String(spec['name']);
+      if (this.registry.get(name)) continue;
+      try {
+        const args = new InputVisitor().visitArguments(specType, fromPlain({ ...spec, paused: true }) as Map<string, never>);
+        await this.registry.add(args);
+        this.registry.markPersisted(name);
+      } catch (e) {
+        this.log.warn({ guest: name, error: e instanceof Error ? e.message : String(e) }, 'guest definition not restored');
       }
     }
   }

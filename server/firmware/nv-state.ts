@@ -4,9 +4,10 @@
  * leaves either the old or the new identity, and a damaged file is an error at start-up,
  * never a silent new identity.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, existsSync, mkdirSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../util/atomic-file.js';
 
 export const STATE_FILE = 'platform.json';
 const FORMAT = 'sevd-platform-state/1';
@@ -46,22 +47,6 @@ export function readNvState(stateDir: string): NvState | undefined {
 }
 
 export function writeNvState(stateDir: string, state: NvState): void {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const path = join(stateDir, STATE_FILE);
-  const tmp = `${path}.tmp-${process.pid}`;
   const text = JSON.stringify({ format: FORMAT, checksum: checksum(JSON.stringify(state)), state }, null, 1) + '\n';
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  const dfd = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  writeFileAtomic(join(stateDir, STATE_FILE), text);
 }
