@@ -1,0 +1,77 @@
+/**
+ * The production tree, built the way the Dockerfile builds it (the same commands, into a
+ * temporary directory; no Docker engine here), starts and answers QMP. The test checks that
+ * the Dockerfile still contains every command it mirrors, so the two cannot drift apart.
+ */
+import t from 'tap';
+import { execSync, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { RawClient } from '../helpers/raw-client.js';
+
+const ROOT = resolve('.');
+const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+
+t.test('Dockerfile: build stage and run stage, mirrored', async (t) => {
+  const mirrored = [
+    'COPY package.json package-lock.json tsconfig.json ./',
+    'RUN npm ci --no-audit --no-fund',
+    'COPY schema ./schema',
+    'COPY server ./server',
+    'COPY clients ./clients',
+    'COPY test ./test',
+    'RUN npx tsc -p tsconfig.json',
+    'RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force',
+    'COPY --from=build /src/dist/server ./dist/server',
+    'COPY --from=build /src/dist/schema ./dist/schema',
+    'COPY config ./config',
+    'USER node',
+    'HEALTHCHECK',
+    'ENTRYPOINT ["node", "dist/server/main.js"]',
+  ];
+  for (const line of mirrored) t.ok(dockerfile.includes(line), `Dockerfile has: ${line}`);
+
+  const tmp = mkdtempSync(join(tmpdir(), 'sevd-image-'));
+  const build = join(tmp, 'src');
+  const run = join(tmp, 'opt-sevd');
+  // Build stage. `npm ci` is replaced by the already installed dependencies (same lock file).
+  for (const f of ['package.json', 'package-lock.json', 'tsconfig.json']) cpSync(join(ROOT, f), join(build, f));
+  symlinkSync(join(ROOT, 'node_modules'), join(build, 'node_modules'));
+  for (const d of ['schema', 'server', 'clients', 'test']) cpSync(join(ROOT, d), join(build, d), { recursive: true });
+  execSync(`${process.execPath} ${join(ROOT, 'node_modules/typescript/bin/tsc')} -p tsconfig.json`, { cwd: build, stdio: 'pipe' });
+  // Run stage: production dependencies only.
+  for (const f of ['package.json', 'package-lock.json']) cpSync(join(ROOT, f), join(run, f));
+  execSync('npm ci --omit=dev --no-audit --no-fund --prefer-offline', { cwd: run, stdio: 'pipe' });
+  cpSync(join(build, 'dist/server'), join(run, 'dist/server'), { recursive: true });
+  cpSync(join(build, 'dist/schema'), join(run, 'dist/schema'), { recursive: true });
+  cpSync(join(ROOT, 'config'), join(run, 'config'), { recursive: true });
+  t.notOk(existsSync(join(run, 'node_modules/typescript')), 'no dev dependencies (typescript)');
+  t.notOk(existsSync(join(run, 'node_modules/tap')), 'no dev dependencies (tap)');
+  t.ok(existsSync(join(run, 'node_modules/fastify')), 'production dependencies present');
+
+  // Start it as the image's ENTRYPOINT would, with writable run/state directories.
+  const proc = spawn(process.execPath, ['dist/server/main.js', '--config', 'config/container.json', '--run-dir', join(tmp, 'run'), '--state-dir', join(tmp, 'state'), '--ws-host', '127.0.0.1', '--ws-port', '0'], { cwd: run, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => proc.kill('SIGTERM'));
+  let out = '';
+  await new Promise<void>((r, j) => {
+    proc.stdout.on('data', (d) => (out += d) && out.includes('sevd ready') && r());
+    proc.stderr.on('data', (d) => (out += d));
+    proc.once('exit', (c) => j(new Error(`exited ${c}: ${out}`)));
+  });
+  const port = Number(/"websocket":"ws:\/\/127\.0\.0\.1:(\d+)"/.exec(out)![1]);
+  t.same(await (await fetch(`http://127.0.0.1:${port}/healthz`)).json(), { status: 'ok' }, 'HEALTHCHECK endpoint');
+  const c = await RawClient.connect(join(tmp, 'run', 'sevd.qmp'));
+  await c.negotiate();
+  t.same((await c.execute('guest-add', { name: 'vm', paused: true, 'sev-guest': { policy: 1 } })).return, {}, 'SEV guests work from the production tree');
+  t.equal((await c.execute('query-guests')).return[0]['sev-state'], 'launch-secret');
+  await c.close();
+});
+
+t.test('systemd unit', async (t) => {
+  const unit = readFileSync(join(ROOT, 'config/sevd.service'), 'utf8');
+  t.match(unit, /ExecStart=\/usr\/bin\/node \/opt\/sevd\/dist\/server\/main\.js --config \/etc\/sevd\/config\.json/);
+  t.match(unit, /RuntimeDirectory=sevd/);
+  t.match(unit, /StateDirectory=sevd/);
+  t.match(unit, /User=sevd/);
+});
