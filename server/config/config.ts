@@ -90,6 +90,12 @@ function configJsonSchema(): Record<string, unknown> {
               port: u(65535),
               token: { type: ['string', 'null'], minLength: 1 },
               allowedOrigins: { type: 'array', items: { type: 'string' } },
+              tls: {
+                anyOf: [
+                  { type: 'null' },
+                  { type: 'object', additionalProperties: false, required: ['cert', 'key'], properties: { cert: { type: 'string' }, key: { type: 'string' } } },
+                ],
+              },
             },
           },
         ],

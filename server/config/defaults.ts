@@ -16,6 +16,8 @@ export interface WebSocketConfig {
   port: number;
   token: string | null;
   allowedOrigins: string[];
+  /** PEM files for HTTPS/WSS; null serves plain HTTP/WS. */
+  tls: { cert: string; key: string } | null;
 }
 
 export interface LimitsConfig {
@@ -45,7 +47,7 @@ export const DEFAULT_CONFIG: SevdConfig = {
   qemuVersion: '9.2.0',
   socketMode: 0o600,
   logLevel: 'info',
-  websocket: { host: '127.0.0.1', port: 4445, token: null, allowedOrigins: [] },
+  websocket: { host: '127.0.0.1', port: 4445, token: null, allowedOrigins: [], tls: null },
   platform: {
     generation: 'milan', apiMajor: 1, apiMinor: 55, build: 21,
     cbitpos: 51, reducedPhysBits: 1, maxGuests: 509, minSevAsid: 1, seed: null,

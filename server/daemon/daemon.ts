@@ -3,6 +3,7 @@
  * registry, start-up from the config and an orderly shutdown.
  */
 import { mkdir } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { schema } from '../../schema/index.js';
@@ -33,6 +34,14 @@ import { MemoryController } from '../memory/memory-controller.js';
 import { AsidPool } from '../sev/asid-pool.js';
 
 export const SEVD_VERSION = '0.1.0';
+
+function readTlsFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new ConfigError(`sevd: $.websocket.tls.${what}: cannot read '${path}': ${(e as Error).message}`);
+  }
+}
 
 export class Daemon {
   readonly host: HostContext;
@@ -123,6 +132,7 @@ export class Daemon {
         route: (path) => this.route(path),
         budget: this.host.budget,
         metrics: () => metrics.render(),
+        tls: ws.tls ? { cert: readTlsFile(ws.tls.cert, 'cert'), key: readTlsFile(ws.tls.key, 'key') } : null,
       });
       this.wsUrl = await this.ws.listen();
     }

@@ -22,6 +22,8 @@ export interface WebSocketOptions {
   route(path: string): { monitor: Monitor<any>; agent: boolean } | undefined;
   logger?: FastifyInstance['log'] | false;
   budget?: ConnectionBudget;
+  /** PEM certificate and key: the listener speaks HTTPS/WSS. */
+  tls?: { cert: Buffer; key: Buffer } | null;
   /** GET /metrics body (Prometheus text). */
   metrics?: () => string;
 }
@@ -54,7 +56,7 @@ export class WebSocketListener {
   private readonly clients = new Set<WebSocket>();
 
   constructor(private readonly opts: WebSocketOptions) {
-    this.app = Fastify({ logger: false });
+    this.app = opts.tls ? (Fastify({ logger: false, https: { cert: opts.tls.cert, key: opts.tls.key } }) as unknown as FastifyInstance) : Fastify({ logger: false });
     this.app.get('/healthz', async () => ({ status: 'ok' }));
     if (opts.metrics) {
       const render = opts.metrics;
@@ -68,7 +70,7 @@ export class WebSocketListener {
     const addr = this.app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
     const host = this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host;
-    return `ws://${host}:${port}`;
+    return `${this.opts.tls ? 'wss' : 'ws'}://${host}:${port}`;
   }
 
   get port(): number {
@@ -106,7 +108,7 @@ export class WebSocketListener {
   private originAllowed(origin: string, req: IncomingMessage): boolean {
     if (this.opts.allowedOrigins.includes(origin)) return true;
     const host = req.headers['host'];
-    return host !== undefined && (origin === `http://${host}` || origin === `https://${host}`);
+    return host !== undefined && origin === `${this.opts.tls ? 'https' : 'http'}://${host}`;
   }
 
   private attach(ws: WebSocket, monitor: Monitor<any>, agent: boolean, binary: boolean): void {

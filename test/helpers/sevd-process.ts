@@ -38,7 +38,7 @@ export async function startSevd(config: Record<string, unknown> = {}, extraArgs:
         out = out.slice(i + 1);
         log.push(line);
         if (line.includes('"msg":"sevd ready"')) {
-          const m = /"websocket":"ws:\/\/[^"]*:(\d+)"/.exec(line);
+          const m = /"websocket":"wss?:\/\/[^"]*:(\d+)"/.exec(line);
           wsPort = m ? Number(m[1]) : null;
           clearTimeout(timer);
           resolveReady();

@@ -91,3 +91,29 @@ t.test('a full run at debug level logs no key, TEK/TIK, secret or token', async 
   ];
   for (const [what, needle] of forbidden) t.notOk(log.includes(needle), `no ${what} in ${log.split('\n').length} log lines`);
 });
+
+t.test('TLS: the listener serves wss:// and https:// with the configured certificate', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { readFileSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'sevd-tls-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'),
+      '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  } catch {
+    t.comment('openssl is not available to make a test certificate');
+    return;
+  }
+  const sevd = await startSevd({ guests: [], websocket: { port: 0, tls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') } } });
+  t.teardown(() => sevd.stop());
+  t.ok(sevd.log.join('\n').includes('"websocket":"wss://127.0.0.1:'), 'the ready line names a wss:// URL');
+  const ca = readFileSync(join(dir, 'cert.pem'));
+  const ws = new WebSocket(`wss://127.0.0.1:${sevd.wsPort}/qmp`, { ca });
+  const greeting = await new Promise<string>((resolve, reject) => {
+    ws.once('message', (d) => resolve(d.toString()));
+    ws.once('error', reject);
+  });
+  t.match(JSON.parse(greeting), { QMP: { capabilities: ['oob'] } });
+  ws.close();
+  const plain = new WebSocket(`ws://127.0.0.1:${sevd.wsPort}/qmp`);
+  await t.resolves(new Promise<void>((r) => plain.on('error', () => r()).on('close', () => r())), 'plain ws:// is not served');
+});
