@@ -4,15 +4,18 @@
  */
 import { PAGE_SIZE } from './sparse-memory.js';
 
-const PAGES_PER_SLAB = 16;
+/** Slabs start at one page and double up to 64 pages, so a guest that touches little pays little. */
+const MAX_PAGES_PER_SLAB = 64;
 
 export class PageSlabs {
   private slab: SharedArrayBuffer | null = null;
-  private used = PAGES_PER_SLAB;
+  private size = 0;
+  private used = 0;
 
   alloc(): Buffer {
-    if (this.used === PAGES_PER_SLAB) {
-      this.slab = new SharedArrayBuffer(PAGES_PER_SLAB * PAGE_SIZE);
+    if (this.used === this.size) {
+      this.size = Math.min(MAX_PAGES_PER_SLAB, Math.max(1, this.size * 2));
+      this.slab = new SharedArrayBuffer(this.size * PAGE_SIZE);
       this.used = 0;
     }
     return Buffer.from(this.slab!, this.used++ * PAGE_SIZE, PAGE_SIZE);
