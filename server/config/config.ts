@@ -78,6 +78,7 @@ function configJsonSchema(): Record<string, unknown> {
       stateDir: { type: 'string', minLength: 1 },
       qemuVersion: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+$' },
       socketMode: u(0o777),
+      socketGroup: { anyOf: [{ type: 'null' }, { type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]*$' }] },
       logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
       websocket: {
         anyOf: [

@@ -34,6 +34,8 @@ export interface SevdConfig {
   stateDir: string;
   qemuVersion: string;
   socketMode: number;
+  /** Group owning the Unix sockets (name or gid), so a group of operators can use them with mode 0660. */
+  socketGroup: string | number | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   websocket: WebSocketConfig | false;
   platform: PlatformConfig;
@@ -46,6 +48,7 @@ export const DEFAULT_CONFIG: SevdConfig = {
   stateDir: './state',
   qemuVersion: '9.2.0',
   socketMode: 0o600,
+  socketGroup: null,
   logLevel: 'info',
   websocket: { host: '127.0.0.1', port: 4445, token: null, allowedOrigins: [], tls: null },
   platform: {

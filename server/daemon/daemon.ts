@@ -24,6 +24,7 @@ import { SpecError } from './guest-spec.js';
 import { GuestStore } from './guest-store.js';
 import type { HostContext } from './host.js';
 import { ConnectionBudget } from '../transport/connection-budget.js';
+import { resolveGid } from '../transport/group.js';
 import { metrics } from '../observability/metrics.js';
 import { countFirmwareCommands } from '../observability/instrument.js';
 import { Platform } from '../firmware/platform.js';
@@ -34,6 +35,15 @@ import { MemoryController } from '../memory/memory-controller.js';
 import { AsidPool } from '../sev/asid-pool.js';
 
 export const SEVD_VERSION = '0.1.0';
+
+function socketGid(group: string | number | null): { gid?: number } {
+  try {
+    const gid = resolveGid(group);
+    return gid === undefined ? {} : { gid };
+  } catch (e) {
+    throw new ConfigError(`sevd: $.socketGroup: ${(e as Error).message}`);
+  }
+}
 
 function readTlsFile(path: string, what: string): Buffer {
   try {
@@ -88,6 +98,7 @@ export class Daemon {
         maxTokenBytes: config.limits.maxMessageBytes,
         negotiationTimeoutMs: config.limits.negotiationTimeoutMs,
       },
+      socketOwner: { mode: config.socketMode, ...socketGid(config.socketGroup) },
       budget: new ConnectionBudget({ total: config.limits.maxConnections, perMonitor: config.limits.maxConnectionsPerMonitor }),
       log,
     };
@@ -137,7 +148,7 @@ export class Daemon {
       this.wsUrl = await this.ws.listen();
     }
     // Ready means the control socket accepts connections: it comes up last.
-    this.controlListener = await UnixListener.listen(this.controlPath, this.control, { mode: config.socketMode, budget: this.host.budget });
+    this.controlListener = await UnixListener.listen(this.controlPath, this.control, { ...this.host.socketOwner, budget: this.host.budget });
     this.log.info(
       { control: this.controlPath, guests: this.registry.list().map((v) => ({ name: v.name, qmp: v.qmpPath, qga: v.qgaPath })), websocket: this.wsUrl },
       'sevd ready',

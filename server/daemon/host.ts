@@ -16,5 +16,7 @@ export interface HostContext {
   /** Firmware, memory controller and ASID pool that SEV guests share. */
   sevHost: SevHost;
   budget: ConnectionBudget;
+  /** Unix socket file mode and owning group. */
+  socketOwner: { mode: number; gid?: number };
   log: { debug(obj: object, msg: string): void };
 }

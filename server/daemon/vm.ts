@@ -101,10 +101,10 @@ export class Vm {
   async open(): Promise<void> {
     // An incoming guest runs no launch flow: its context comes with RECEIVE_START.
     if (!this.spec.config.incoming) this.sev?.launch();
-    const mode = this.host.config.socketMode;
+    const owner = this.host.socketOwner;
     const opened = await Promise.allSettled([
-      UnixListener.listen(this.qmpPath, this.guest.monitor, { mode, budget: this.host.budget }),
-      UnixListener.listen(this.qgaPath, this.guest.agent, { mode, agent: true, budget: this.host.budget }),
+      UnixListener.listen(this.qmpPath, this.guest.monitor, { ...owner, budget: this.host.budget }),
+      UnixListener.listen(this.qgaPath, this.guest.agent, { ...owner, agent: true, budget: this.host.budget }),
     ]);
     for (const r of opened) if (r.status === 'fulfilled') this.listeners.push(r.value);
     const failed = opened.find((r) => r.status === 'rejected');

@@ -3,7 +3,7 @@
  * session. The socket file is created with a restrictive mode (0600 unless configured).
  */
 import net from 'node:net';
-import { chmod, mkdir, unlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Monitor } from '../qmp/monitor.js';
 import { QmpSession } from '../qmp/session.js';
@@ -12,6 +12,8 @@ import type { ConnectionBudget } from './connection-budget.js';
 
 export interface UnixListenerOptions {
   mode?: number;
+  /** Numeric group id to own the socket file. */
+  gid?: number;
   /** Output buffered beyond this pauses reading from that client (backpressure). */
   highWaterBytes?: number;
   agent?: boolean;
@@ -48,6 +50,7 @@ export class UnixListener {
     }
     await listening;
     await chmod(path, mode);
+    if (opts.gid !== undefined) await chown(path, -1, opts.gid);
     return l;
   }
 

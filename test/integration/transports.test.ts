@@ -141,3 +141,16 @@ t.test('websocket token', async (t) => {
   sub.close();
   t.notOk(sevd.log.join('\n').includes('s3cret'), 'the token never appears in the log');
 });
+
+t.test('socket mode and group are configurable', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('daemon:'));
+  const gid = line ? Number(line.split(':')[2]) : 1;
+  const sevd = await startSevd({ socketMode: 0o660, socketGroup: line ? 'daemon' : 1, guests: [{ name: 'g', paused: true }] });
+  t.teardown(() => sevd.stop());
+  for (const p of [sevd.controlPath, sevd.guestQmp('g'), sevd.guestQga('g')]) {
+    const st = statSync(p);
+    t.equal(st.mode & 0o777, 0o660, `${p} mode`);
+    t.equal(st.gid, gid, `${p} group`);
+  }
+});
