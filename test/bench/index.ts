@@ -12,6 +12,7 @@ import { RawClient } from '../helpers/raw-client.js';
 import { verifyChain } from '../../server/firmware/certs/chain.js';
 import { fullLaunchBench, launchUpdateBench, manyGuestsBench } from './sev-bench.js';
 import { migrationBench } from './migration-bench.js';
+import { connectionLoad, launchSoak } from './ops-bench.js';
 
 const RUNS = 3;
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
@@ -151,6 +152,10 @@ async function main(): Promise<void> {
   await fullLaunchBench(report);
   await manyGuestsBench(report);
   await migrationBench(report);
+  const load = await connectionLoad(100, 1000, 10);
+  report('ops: 1,000 connections over 100 guests', { held: load.connections, requests: load.requests, rps: Math.round(load.rps), p50: Number(load.p50.toFixed(2)), p99: Number(load.p99.toFixed(2)) });
+  const soak = launchSoak(10000);
+  report('ops: 10,000 launch/destroy cycles', { seconds: Number(soak.seconds.toFixed(1)), rssWarmMiB: Number(soak.rssWarmMiB.toFixed(1)), rssEndMiB: Number(soak.rssEndMiB.toFixed(1)), contextsLeft: soak.contextsLeft });
   writeFileSync('bench-results.json', JSON.stringify(results, null, 2) + '\n');
   console.log('\nwritten to bench-results.json');
 }
