@@ -18,5 +18,5 @@ export interface HostContext {
   budget: ConnectionBudget;
   /** Unix socket file mode and owning group. */
   socketOwner: { mode: number; gid?: number };
-  log: { debug(obj: object, msg: string): void };
+  log: { debug(obj: object, msg: string): void; isLevelEnabled?(level: string): boolean };
 }

@@ -12,17 +12,20 @@ function labels(l: Record<string, string>): string {
 class Counter {
   readonly values = new Map<string, { l: Record<string, string>; v: number }>();
   inc(l: Record<string, string>, by = 1): void {
-    const k = labels(l);
-    const e = this.values.get(k);
+    this.incKey(labels(l), l, by);
+  }
+  /** Hot paths pass a cheap key of their own and build the labels only once. */
+  incKey(key: string, l: Record<string, string> | (() => Record<string, string>), by = 1): void {
+    const e = this.values.get(key);
     if (e) e.v += by;
-    else this.values.set(k, { l, v: by });
+    else this.values.set(key, { l: typeof l === 'function' ? l() : l, v: by });
   }
 }
 
 class Histogram {
   readonly series = new Map<string, { l: Record<string, string>; counts: number[]; sum: number; n: number }>();
-  observe(l: Record<string, string>, seconds: number): void {
-    const k = labels(l);
+  observe(l: Record<string, string>, seconds: number, key = labels(l)): void {
+    const k = key;
     let s = this.series.get(k);
     if (!s) this.series.set(k, (s = { l, counts: BUCKETS.map(() => 0), sum: 0, n: 0 }));
     for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) s.counts[i]!++;
@@ -45,8 +48,8 @@ export class Metrics {
   }
 
   command(monitor: string, command: string, result: 'ok' | 'error', seconds: number): void {
-    this.commands.inc({ monitor, command, result });
-    this.latency.observe({ monitor }, seconds);
+    this.commands.incKey(`${monitor}\0${command}\0${result}`, () => ({ monitor, command, result }));
+    this.latency.observe({ monitor }, seconds, monitor);
   }
 
   render(): string {

@@ -22,7 +22,7 @@ export interface MonitorOptions<C> {
   packageName: string;
   limits?: SessionLimits;
   /** Structured log (one debug line per command). */
-  log?: { debug(obj: object, msg: string): void };
+  log?: { debug(obj: object, msg: string): void; isLevelEnabled?(level: string): boolean };
 }
 
 export class Monitor<C = unknown> {
@@ -35,6 +35,8 @@ export class Monitor<C = unknown> {
   readonly limits: SessionLimits;
   readonly greeting: string;
   readonly log: MonitorOptions<C>['log'];
+  /** Whether per-command debug lines are wanted (checked once, not per command). */
+  readonly debugLog: boolean;
 
   constructor(opts: MonitorOptions<C>) {
     this.kind = opts.kind;
@@ -44,6 +46,7 @@ export class Monitor<C = unknown> {
     this.packageName = opts.packageName;
     this.limits = opts.limits ?? {};
     this.log = opts.log;
+    this.debugLog = !!opts.log && (opts.log.isLevelEnabled?.('debug') ?? true);
     this.greeting = qmpLine({ QMP: { version: this.versionInfo(), capabilities: ['oob'] } });
   }
 

@@ -240,7 +240,7 @@ export class QmpSession {
     const seconds = (performance.now() - t0) / 1000;
     const result = error === undefined ? 'ok' : 'error';
     metrics.command(this.monitor.kind, req.command, result, seconds);
-    this.monitor.log?.debug(
+    if (this.monitor.debugLog) this.monitor.log!.debug(
       { reqId: ++requestSeq, monitor: this.monitor.kind, command: req.command, result, ms: Math.round(seconds * 1e6) / 1000, ...(error instanceof QmpError ? { class: error.cls } : {}) },
       'qmp command',
     );
