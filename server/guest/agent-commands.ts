@@ -1,6 +1,6 @@
 /**
  * The guest agent (interface.md §8): what software inside the guest sees of its memory.
- * Every command but guest-ping and guest-info needs a running guest.
+ * Every command needs a running guest (interface.md §8).
  */
 import type { Handler } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
@@ -37,14 +37,18 @@ function checkRange(guest: Guest, gpa: unknown, size: number): number {
 
 export function agentHandlers(): Record<string, Handler<AgentContext>> {
   return {
-    'guest-ping': () => {},
-    'guest-info': (_a, ctx) => ({
-      version: AGENT_VERSION,
-      supported_commands: ctx.session.monitor.dispatcher
-        .commandNames()
-        .sort()
-        .map((name: string) => ({ name, enabled: true, 'success-response': true })),
-    }),
+    // interface.md §8: every agent command needs a running guest (a stopped guest's agent cannot answer).
+    'guest-ping': (_a, { guest }) => requireRunning(guest),
+    'guest-info': (_a, ctx) => {
+      requireRunning(ctx.guest);
+      return {
+        version: AGENT_VERSION,
+        supported_commands: ctx.session.monitor.dispatcher
+          .commandNames()
+          .sort()
+          .map((name: string) => ({ name, enabled: true, 'success-response': true })),
+      };
+    },
     'guest-memory-read': (args, { guest, view }) => {
       requireRunning(guest);
       const size = args['size'] as number;

@@ -76,11 +76,15 @@ t.test('library over every sevd transport', async (t) => {
   tcp.close();
   relay.close();
   const qga = await QgaClient.connect(`ws://127.0.0.1:${sevd.wsPort}/qga/vm`);
+  await t.rejects(qga.execute('guest-ping'), /Guest is not running/, 'paused: the agent does not answer');
+  const vm = await QmpClient.connect(sevd.guestQmp('vm'));
+  await vm.execute('cont');
   t.same(await qga.execute('guest-ping'), {});
   qga.close();
   const qga2 = await QgaClient.connect(sevd.guestQga('vm'));
   t.match(await qga2.execute('guest-info'), { version: '0.1.0' });
   qga2.close();
+  vm.close();
 });
 
 t.test('timeouts, closed connections and the reconnect helper', async (t) => {

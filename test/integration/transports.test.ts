@@ -117,7 +117,7 @@ t.test('transports', async (t) => {
   t.test('websocket guest agent', async (t) => {
     const s = await wsOpen(`${ws}/qga/g1`);
     s.send('{"execute":"guest-ping"}');
-    t.same(JSON.parse((await nextMessage(s)).data), { return: {} }, 'no greeting, no negotiation');
+    t.same(JSON.parse((await nextMessage(s)).data), { error: { class: 'GenericError', desc: 'Guest is not running' } }, 'no greeting, no negotiation; a paused guest cannot answer');
     s.close();
   });
 
