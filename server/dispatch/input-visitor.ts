@@ -6,7 +6,7 @@
  */
 import type { QDict, QObject } from '../qmp/json/qobject.js';
 import { isQDict } from '../qmp/json/qobject.js';
-import { Errors, QmpError } from '../qmp/errors.js';
+import { Errors } from '../qmp/errors.js';
 import type { RMember, RType } from './compiled-schema.js';
 
 /** Converted argument values: integers become numbers when exact, else bigint. */
@@ -194,4 +194,3 @@ function matchesQType(t: RType, obj: QObject): boolean {
   }
 }
 
-export { QmpError };

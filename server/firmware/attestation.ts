@@ -1,5 +1,5 @@
 /** The 208-byte attestation report (sev-firmware.md §8), signed with the PEK. */
-import { createHash, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { ecdsaSignField, ecdsaVerifyField } from './certs/sev-cert.js';
 import { le32 } from './crypto/launch-crypto.js';
 
@@ -36,4 +36,3 @@ export function verifyReport(b: Uint8Array, pekPub: KeyObject): boolean {
   return ecdsaVerifyField(b.subarray(0, SIGNED), Buffer.from(b.subarray(64, 208)), pekPub, 'sha256');
 }
 
-export const reportDigest = (b: Uint8Array) => createHash('sha256').update(b.subarray(0, SIGNED)).digest();

@@ -35,12 +35,18 @@ function checkRange(guest: Guest, gpa: unknown, size: number): number {
   return gpa;
 }
 
+/** interface.md §8: every agent command needs a running guest (a stopped guest's agent cannot answer). */
 export function agentHandlers(): Record<string, Handler<AgentContext>> {
+  const table = commands();
+  return Object.fromEntries(
+    Object.entries(table).map(([name, h]) => [name, (args, ctx) => (requireRunning(ctx.guest), h(args, ctx))] as [string, Handler<AgentContext>]),
+  );
+}
+
+function commands(): Record<string, Handler<AgentContext>> {
   return {
-    // interface.md §8: every agent command needs a running guest (a stopped guest's agent cannot answer).
-    'guest-ping': (_a, { guest }) => requireRunning(guest),
+    'guest-ping': () => {},
     'guest-info': (_a, ctx) => {
-      requireRunning(ctx.guest);
       return {
         version: AGENT_VERSION,
         supported_commands: ctx.session.monitor.dispatcher
@@ -50,24 +56,20 @@ export function agentHandlers(): Record<string, Handler<AgentContext>> {
       };
     },
     'guest-memory-read': (args, { guest, view }) => {
-      requireRunning(guest);
       const size = args['size'] as number;
       if (size > MAX_READ) throw QmpError.generic(`Parameter 'size' must be at most ${MAX_READ}`);
       const gpa = checkRange(guest, args['gpa'], size);
       return { data: view.read(gpa, size).toString('base64') };
     },
     'guest-memory-write': (args, { guest, view }) => {
-      requireRunning(guest);
       const data = Buffer.from(args['data'] as string, 'base64');
       const gpa = checkRange(guest, args['gpa'], data.length);
       view.write(gpa, data);
     },
-    'guest-get-secrets': (_a, { guest, view }) => {
-      requireRunning(guest);
+    'guest-get-secrets': (_a, { view }) => {
       return view.secrets();
     },
     'guest-set-memory-attributes': (args, { guest, view }) => {
-      requireRunning(guest);
       const size = Number(args['size']);
       const gpa = checkRange(guest, args['gpa'], size);
       if (gpa % PAGE_SIZE !== 0 || size % PAGE_SIZE !== 0 || size === 0) {

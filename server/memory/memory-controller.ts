@@ -62,8 +62,7 @@ export class MemoryController {
    * helper thread (the two cores work at once); the call returns when every page is done.
    */
   measureAndEncrypt(asid: number, pages: PageToEncrypt[], measure: (plain: Uint8Array) => void): void {
-    const key = this.key(asid);
-    const encryptOne = (p: PageToEncrypt) => p.page.set(createCipheriv('aes-128-xts', key, tweak(p.spa)).update(p.page));
+    const encryptOne = (p: PageToEncrypt) => p.page.set(this.encryptPage(asid, p.spa, p.page));
     const shared = pages.every((p) => p.page.buffer instanceof SharedArrayBuffer);
     if (pages.length < PARALLEL_MIN_PAGES || !shared) {
       for (const p of pages) {
@@ -74,7 +73,7 @@ export class MemoryController {
     }
     const ctl = new Int32Array(new SharedArrayBuffer(12));
     const job: EncryptJob = {
-      key,
+      key: this.key(asid),
       ctl: ctl.buffer as SharedArrayBuffer,
       pages: pages.map((p) => [p.page.buffer as SharedArrayBuffer, p.page.byteOffset, p.spa]),
     };
@@ -111,4 +110,3 @@ export class MemoryController {
   }
 }
 
-export { tweak };

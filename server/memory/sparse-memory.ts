@@ -32,10 +32,6 @@ export class SparseMemory {
     return this.regions.some((r) => gpa >= r.base && gpa < r.base + r.size);
   }
 
-  get touchedPages(): number {
-    return this.pages.size;
-  }
-
   /** Page frame numbers that hold stored bytes, in ascending order. */
   storedPfns(): number[] {
     return [...this.pages.keys()].sort((a, b) => a - b);

@@ -35,6 +35,4 @@ export const Errors = {
   invalidValue: (name: string, expected: string) => QmpError.generic(`Parameter '${name}' expects ${expected}`),
   enumValue: (name: string, value: string) => QmpError.generic(`Parameter '${name}' does not accept value '${value}'`),
   enumValueLegacy: (value: string) => QmpError.generic(`Invalid parameter '${value}'`),
-  // Daemon-side limits (sevd's own texts).
-  tooManyPending: (max: number) => QmpError.generic(`sevd: too many commands in flight on this connection (limit ${max})`),
 } as const;

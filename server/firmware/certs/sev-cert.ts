@@ -2,7 +2,7 @@
  * The SEV certificate (0x824 bytes, sev-firmware.md §1.1–1.5): codec, signing and
  * verification. Keys are P-384 ECDSA/ECDH or RSA; big integers are little-endian.
  */
-import { createHash, createPublicKey, sign as nodeSign, verify as nodeVerify, constants, type KeyObject } from 'node:crypto';
+import { createPublicKey, sign as nodeSign, verify as nodeVerify, constants, type KeyObject } from 'node:crypto';
 import { beToLe, b64url, leToBe } from './bytes.js';
 
 export const SEV_CERT_SIZE = 0x824;
@@ -202,10 +202,3 @@ export function checkEcKey(cert: SevCert): void {
   ecPublicKey(cert.pubKey);
 }
 
-export function digestOf(algo: number): 'sha256' | 'sha384' {
-  return hashOf(algo);
-}
-
-export function sha256(b: Uint8Array): Buffer {
-  return createHash('sha256').update(b).digest();
-}

@@ -7,7 +7,6 @@ import { createCipheriv, createHmac, diffieHellman, randomFillSync, timingSafeEq
 
 export const SESSION_SIZE = 128;
 export const PACKET_HEADER_SIZE = 52;
-export const MEASURE_BLOB_SIZE = 48;
 
 /**
  * Fresh random IVs for transport packets, cut from a refilled pool: one random call per

@@ -11,18 +11,6 @@ export function isQDict(v: unknown): v is QDict {
   return v instanceof Map;
 }
 
-/** QEMU's qobject_type names, used in error texts and by the input visitor. */
-export function qtypeOf(v: QObject): 'null' | 'bool' | 'int' | 'double' | 'string' | 'list' | 'dict' {
-  if (v === null) return 'null';
-  switch (typeof v) {
-    case 'boolean': return 'bool';
-    case 'bigint': return 'int';
-    case 'number': return 'double';
-    case 'string': return 'string';
-    default: return Array.isArray(v) ? 'list' : 'dict';
-  }
-}
-
 /** Turns a QObject into plain JSON-like data (for logs and tests); ints become numbers when safe. */
 export function toPlain(v: QObject): unknown {
   if (typeof v === 'bigint') {
