@@ -76,17 +76,20 @@ export class Daemon {
     // sevd's choice: an idle host sits in INIT, as if KVM had started a guest before.
     platform.init();
     const device = countFirmwareCommands(new SevDevice(platform), ['pekGen', 'pdhGen', 'pekCsr', 'pekCertImport', 'pdhCertExport', 'getId', 'factoryReset'],
-      { pekCsr: 'PEK_CSR', pdhCertExport: 'PDH_CERT_EXPORT', getId: 'GET_ID' });
+      { rename: { pekCsr: 'PEK_CSR', pdhCertExport: 'PDH_CERT_EXPORT', getId: 'GET_ID' } });
     const memory = new MemoryController();
     memory.startHelper();
     const firmware = countFirmwareCommands(new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid }),
       ['launchStart', 'launchUpdateData', 'launchMeasure', 'launchSecret', 'launchFinish', 'activate', 'deactivate', 'decommission',
-        'dfFlush', 'guestStatus', 'attestation', 'dbgDecrypt', 'dbgEncrypt'], { launchSecret: 'LAUNCH_SECRET', dfFlush: 'DF_FLUSH' });
+        'dfFlush', 'guestStatus', 'attestation', 'dbgDecrypt', 'dbgEncrypt'], { rename: { launchSecret: 'LAUNCH_SECRET', dfFlush: 'DF_FLUSH' } });
     this.host = {
       sev: device,
       sevHost: {
         device, firmware,
-        sendReceive: countFirmwareCommands(new SendReceive(firmware), ['sendStart', 'sendUpdateData', 'sendFinish', 'sendCancel', 'receiveStart', 'receiveUpdateData', 'receiveFinish']),
+        // The single-packet calls go through the batch methods, which count one command per packet.
+        sendReceive: countFirmwareCommands(new SendReceive(firmware),
+          ['sendStart', 'sendUpdateDataPages', 'sendFinish', 'sendCancel', 'receiveStart', 'receiveUpdateDataPages', 'receiveFinish'],
+          { rename: { sendUpdateDataPages: 'SEND_UPDATE_DATA', receiveUpdateDataPages: 'RECEIVE_UPDATE_DATA' }, perItem: { sendUpdateDataPages: 2, receiveUpdateDataPages: 2 } }),
         memory, asids: new AsidPool(firmware), cbitpos: p.cbitpos, reducedPhysBits: p.reducedPhysBits,
       },
       config,

@@ -5,6 +5,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { FirmwareError, FwStatus, type SevCommand } from './status.js';
 import type { Platform } from './platform.js';
+import { ctrKey } from '../memory/bulk/page-batch.js';
 
 export const GState = { UNINIT: 0, LUPDATE: 1, LSECRET: 2, RUNNING: 3, SUPDATE: 4, RUPDATE: 5, SENT: 6 } as const;
 export type GStateCode = (typeof GState)[keyof typeof GState];
@@ -18,6 +19,17 @@ const ALLOWED: Record<number, ReadonlySet<SevCommand>> = {
   [GState.RUPDATE]: new Set(['RECEIVE_UPDATE_DATA', 'RECEIVE_FINISH', 'ATTESTATION', 'DBG_DECRYPT', 'DBG_ENCRYPT', 'ACTIVATE', 'DEACTIVATE', 'DECOMMISSION', 'GUEST_STATUS']),
   [GState.SENT]: new Set(['DEACTIVATE', 'DECOMMISSION', 'GUEST_STATUS']),
 };
+
+/** TEK′ and TIK′ of a migration, with TEK′'s counter-mode context for batched packets. */
+export interface TransportKeys {
+  tek: Buffer;
+  tik: Buffer;
+  ctr: ReturnType<typeof ctrKey>;
+}
+
+export function transportKeys(tek: Buffer, tik: Buffer): TransportKeys {
+  return { tek, tik, ctr: ctrKey(tek) };
+}
 
 export interface GuestFwContext {
   readonly handle: number;
@@ -34,7 +46,7 @@ export interface GuestFwContext {
   launchDigest: Buffer | null;
   measure: Buffer | null;
   /** Migration transport keys (TEK′, TIK′) while sending or receiving. */
-  transport: { tek: Buffer; tik: Buffer } | null;
+  transport: TransportKeys | null;
 }
 
 export class ContextTable {

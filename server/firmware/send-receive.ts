@@ -6,11 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { FirmwareError, FwStatus, type SevCommand } from './status.js';
-import { GState } from './guest-contexts.js';
+import { GState, transportKeys, type GuestFwContext } from './guest-contexts.js';
 import { Policy, type GuestFirmware } from './guest-firmware.js';
 import {
-  aes128ctr, buildSession, decodePacketHeader, freshIv, ecdhSecret, encodePacketHeader, MAC_MIGRATION, macMatches, packetMac,
-  PACKET_HEADER_SIZE, SESSION_SIZE, sessionKeys, unwrapSession,
+  buildSession, decodePacketHeader, freshIv, ecdhSecret, MAC_MIGRATION, macMatches, packetMac,
+  PACKET_HEADER_SIZE, SESSION_SIZE, sessionKeys, unwrapSession, writePacketHeader,
 } from './crypto/launch-crypto.js';
 import {
   CertFormatError, checkEcKey, decodeSevCert, isSignedBy, keyType, sevCertSigner, SEV_CERT_SIZE, Usage, type SevCert,
@@ -18,6 +18,7 @@ import {
 import { amdCertSignedBy, askSigner, decodeAmdCert, AMD_USAGE_ARK, AMD_USAGE_ASK } from './certs/amd-cert.js';
 import { splitAskArk } from './certs/chain.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
+import { pageBatch, PageBatch, type CtrItem } from '../memory/bulk/page-batch.js';
 import type { OutBuf } from './platform.js';
 
 const PAGE = 4096;
@@ -37,6 +38,26 @@ function cert(cmd: SevCommand, raw: Uint8Array, usage: number): SevCert {
     throw e;
   }
 }
+
+/** One SEND_UPDATE_DATA of a batch: the guest range and the caller's header and transport buffers. */
+export interface OutgoingPacket {
+  gpa: number;
+  len: number;
+  /** Receives FLAGS ‖ IV ‖ MAC (at least 52 bytes). */
+  header: Uint8Array;
+  /** Receives the ciphertext (at least `len` bytes). */
+  trans: Uint8Array;
+}
+
+/** One RECEIVE_UPDATE_DATA of a batch. */
+export interface IncomingPacket {
+  gpa: number;
+  header: Uint8Array;
+  trans: Uint8Array;
+}
+
+/** The guest range [gpa, gpa+len) must lie inside one page (sevd's choice, mirroring KVM). */
+const insidePage = (gpa: number, len: number) => gpa % 16 === 0 && Math.floor(gpa / PAGE) === Math.floor((gpa + len - 1) / PAGE);
 
 export interface SendStartInput {
   pdh: Uint8Array;
@@ -97,26 +118,48 @@ export class SendReceive {
     const nonce = randomBytes(16);
     const keys = sessionKeys(ecdhSecret(this.fw.platform.pdhPrivateKey(), this.fw.peerDhKey(cmd, target.pdh)), nonce);
     const session = buildSession(keys, tek, tik, nonce, randomBytes(16), policy);
-    ctx.transport = { tek, tik };
+    ctx.transport = transportKeys(tek, tik);
     ctx.state = GState.SUPDATE;
     return { session, policy };
   }
 
   /** One page (or part of one) as a transport packet: header ‖ ciphertext under TEK′. */
   sendUpdateData(handle: number, mem: GuestMemory, gpa: number, len: number, hdrOut: OutBuf, transOut: OutBuf): { header: Buffer; trans: Buffer } {
+    // Buffers no larger than the caller offered: a short one is the length query (INVALID_LEN).
+    const header = Buffer.alloc(Math.min(hdrOut?.len ?? 0, PACKET_HEADER_SIZE));
+    const trans = Buffer.alloc(Math.max(0, Math.min(transOut?.len ?? 0, len)));
+    this.sendUpdateDataPages(handle, mem, [{ gpa, len, header, trans }]);
+    return { header, trans };
+  }
+
+  /**
+   * SEND_UPDATE_DATA for each packet in order, as separate commands would produce them (a
+   * fresh IV and MAC each); the page crypto of up to PageBatch.CAPACITY packets is batched.
+   * A refused packet refuses the call before any output is written.
+   */
+  sendUpdateDataPages(handle: number, mem: GuestMemory, packets: readonly OutgoingPacket[]): void {
     const cmd = 'SEND_UPDATE_DATA';
     const ctx = this.contexts.check(cmd, handle, { needsActive: true });
-    if (!hdrOut || hdrOut.len < PACKET_HEADER_SIZE || !transOut || transOut.len < len || len === 0) {
-      fail(cmd, FwStatus.INVALID_LEN, { hdrLen: PACKET_HEADER_SIZE, transLen: len || PAGE });
+    for (const p of packets) {
+      if (p.header.length < PACKET_HEADER_SIZE || p.trans.length < p.len || p.len === 0) fail(cmd, FwStatus.INVALID_LEN, { hdrLen: PACKET_HEADER_SIZE, transLen: p.len || PAGE });
+      if (p.len % 16 !== 0) fail(cmd, FwStatus.INVALID_LEN);
+      if (!insidePage(p.gpa, p.len) || !mem.regionOf(p.gpa, p.len)) fail(cmd, FwStatus.INVALID_ADDRESS);
     }
-    if (len % 16 !== 0) fail(cmd, FwStatus.INVALID_LEN);
-    if (gpa % 16 !== 0 || Math.floor(gpa / PAGE) !== Math.floor((gpa + len - 1) / PAGE) || !mem.regionOf(gpa, len)) fail(cmd, FwStatus.INVALID_ADDRESS);
     this.fw.bound(cmd, ctx, mem);
-    const iv = freshIv();
-    const plain = len === PAGE && gpa % PAGE === 0 ? mem.guestReadPage(gpa / PAGE) : mem.guestRead(gpa, len);
-    const trans = aes128ctr(ctx.transport!.tek, iv, plain);
-    const mac = packetMac(MAC_MIGRATION, ctx.transport!.tik, { flags: 0, iv }, len, trans);
-    return { header: encodePacketHeader({ flags: 0, iv, mac }), trans };
+    const t = ctx.transport!;
+    const batch = pageBatch();
+    for (let at = 0; at < packets.length; at += PageBatch.CAPACITY) {
+      const group = packets.slice(at, at + PageBatch.CAPACITY);
+      mem.guestReadPagesInto(batch, group.map((p) => Math.floor(p.gpa / PAGE)));
+      const items: CtrItem[] = group.map((p, slot) => ({ slot, off: p.gpa % PAGE, len: p.len, iv: freshIv() }));
+      batch.ctr(t.ctr, items);
+      group.forEach((p, j) => {
+        const { slot, off, len, iv } = items[j]!;
+        const ciphertext = batch.slot(slot).subarray(off, off + len);
+        p.trans.set(ciphertext);
+        writePacketHeader(p.header, { flags: 0, iv: iv as Buffer, mac: packetMac(MAC_MIGRATION, t.tik, { flags: 0, iv }, len, ciphertext) });
+      });
+    }
   }
 
   sendFinish(handle: number): void {
@@ -140,24 +183,75 @@ export class SendReceive {
     const keys = sessionKeys(ecdhSecret(this.fw.platform.pdhPrivateKey(), this.fw.peerDhKey(cmd, a.pdh)), a.session.subarray(0, 16));
     const tk = unwrapSession(keys, a.session, a.policy) ?? fail(cmd, FwStatus.BAD_MEASUREMENT);
     const ctx = this.contexts.create(a.policy, vek, GState.RUPDATE);
-    ctx.transport = { tek: Buffer.from(tk.tek), tik: Buffer.from(tk.tik) };
+    ctx.transport = transportKeys(Buffer.from(tk.tek), Buffer.from(tk.tik));
     ctx.launchDigest = Buffer.alloc(32); // no launch on this platform (sevd's choice, §8)
     return ctx.handle;
   }
 
   receiveUpdateData(handle: number, hdr: Uint8Array, mem: GuestMemory, gpa: number, trans: Uint8Array): void {
+    this.receiveUpdateDataPages(handle, mem, [{ gpa, header: hdr, trans }]);
+  }
+
+  /**
+   * RECEIVE_UPDATE_DATA for each packet in order. Packets are checked (lengths, address,
+   * flags, MAC) in order; the ones before a refused packet are applied, as separate commands
+   * would have been, then the refusal is thrown.
+   */
+  receiveUpdateDataPages(handle: number, mem: GuestMemory, packets: readonly IncomingPacket[]): void {
     const cmd = 'RECEIVE_UPDATE_DATA';
     const ctx = this.contexts.check(cmd, handle, { needsActive: true });
-    if (hdr.length !== PACKET_HEADER_SIZE) fail(cmd, FwStatus.INVALID_LEN);
-    if (trans.length === 0 || trans.length % 16 !== 0) fail(cmd, FwStatus.INVALID_LEN);
-    if (gpa % 16 !== 0 || Math.floor(gpa / PAGE) !== Math.floor((gpa + trans.length - 1) / PAGE) || !mem.regionOf(gpa, trans.length)) {
-      fail(cmd, FwStatus.INVALID_ADDRESS);
+    let refusal: FirmwareError | null = null;
+    let ok = 0;
+    try {
+      for (; ok < packets.length; ok++) this.checkIncoming(ctx, mem, packets[ok]!);
+    } catch (e) {
+      if (!(e instanceof FirmwareError)) throw e;
+      refusal = e;
     }
+    for (let at = 0; at < ok; at += PageBatch.CAPACITY) this.applyIncoming(ctx, mem, packets.slice(at, Math.min(ok, at + PageBatch.CAPACITY)));
+    if (refusal) throw refusal;
+  }
+
+  private checkIncoming(ctx: GuestFwContext, mem: GuestMemory, p: IncomingPacket): void {
+    const cmd = 'RECEIVE_UPDATE_DATA';
+    if (p.header.length !== PACKET_HEADER_SIZE) fail(cmd, FwStatus.INVALID_LEN);
+    if (p.trans.length === 0 || p.trans.length % 16 !== 0) fail(cmd, FwStatus.INVALID_LEN);
+    if (!insidePage(p.gpa, p.trans.length) || !mem.regionOf(p.gpa, p.trans.length)) fail(cmd, FwStatus.INVALID_ADDRESS);
     this.fw.bound(cmd, ctx, mem);
-    const h = decodePacketHeader(hdr);
+    const h = decodePacketHeader(p.header);
     this.fw.checkFlags(cmd, h.flags);
-    if (!macMatches(packetMac(MAC_MIGRATION, ctx.transport!.tik, h, trans.length, trans), h.mac)) fail(cmd, FwStatus.BAD_MEASUREMENT);
-    mem.guestWrite(gpa, aes128ctr(ctx.transport!.tek, h.iv, trans));
+    if (!macMatches(packetMac(MAC_MIGRATION, ctx.transport!.tik, h, p.trans.length, p.trans), h.mac)) fail(cmd, FwStatus.BAD_MEASUREMENT);
+  }
+
+  /** Decrypts checked packets with TEK′ (one batch) and writes the plaintext privately, in order. */
+  private applyIncoming(ctx: GuestFwContext, mem: GuestMemory, group: readonly IncomingPacket[]): void {
+    const batch = pageBatch();
+    const items: CtrItem[] = group.map((p, slot) => {
+      const off = p.gpa % PAGE;
+      batch.slot(slot).set(p.trans, off);
+      return { slot, off, len: p.trans.length, iv: decodePacketHeader(p.header).iv };
+    });
+    batch.ctr(ctx.transport!.ctr, items);
+    // Whole pages go through the batched XTS; a partial page is a read-modify-write, so the
+    // whole pages before it are written first (packets apply in stream order).
+    let pfns: number[] = [];
+    let slots: number[] = [];
+    const flush = () => {
+      mem.guestWritePagesFrom(batch, pfns, slots);
+      pfns = [];
+      slots = [];
+    };
+    for (const it of items) {
+      const p = group[it.slot]!;
+      if (it.len === PAGE) {
+        pfns.push(p.gpa / PAGE);
+        slots.push(it.slot);
+      } else {
+        flush();
+        mem.guestWrite(p.gpa, batch.slot(it.slot).subarray(it.off, it.off + it.len));
+      }
+    }
+    flush();
   }
 
   receiveFinish(handle: number): void {

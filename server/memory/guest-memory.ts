@@ -6,6 +6,7 @@
  */
 import { forPages, PAGE_SIZE, SparseMemory, type Region } from './sparse-memory.js';
 import type { MemoryController, PageToEncrypt } from './memory-controller.js';
+import type { PageBatch } from './bulk/page-batch.js';
 
 export class GuestMemory extends SparseMemory {
   /** RAM pages are private unless flipped (an SEV guest sets the C-bit on its memory). */
@@ -62,6 +63,49 @@ export class GuestMemory extends SparseMemory {
   /** Guest view of one whole page (no copy for private pages: the decryption output). */
   guestReadPage(pfn: number): Buffer {
     return this.guestPage(pfn);
+  }
+
+  /** Guest view of whole pages into batch slots 0..n-1 (private ones decrypted as one batch). */
+  guestReadPagesInto(batch: PageBatch, pfns: readonly number[]): void {
+    const slots: number[] = [];
+    const spas: number[] = [];
+    for (let i = 0; i < pfns.length; i++) {
+      const pfn = pfns[i]!;
+      const stored = this.peekPage(pfn);
+      if (!stored) {
+        batch.slot(i).fill(0);
+        continue;
+      }
+      batch.slot(i).set(stored);
+      if (this.isPrivate(pfn)) {
+        slots.push(i);
+        spas.push(this.spaOf(pfn));
+      }
+    }
+    if (slots.length === 0) return;
+    if (!this.encrypting) throw new Error('private page read without an active key');
+    this.mc!.decryptSlots(this.asid!, batch, slots, spas);
+  }
+
+  /** Guest view write of whole pages: `pfns[j]` gets the plaintext in batch slot `slots[j]`. */
+  guestWritePagesFrom(batch: PageBatch, pfns: readonly number[], slots: readonly number[]): void {
+    const priv: number[] = [];
+    const spas: number[] = [];
+    const dests: Buffer[] = [];
+    for (let j = 0; j < pfns.length; j++) {
+      const pfn = pfns[j]!;
+      this.dirty?.add(pfn);
+      if (!this.isPrivate(pfn)) {
+        this.page(pfn).set(batch.slot(slots[j]!));
+        continue;
+      }
+      priv.push(slots[j]!);
+      spas.push(this.spaOf(pfn));
+      dests.push(this.page(pfn));
+    }
+    if (priv.length === 0) return;
+    if (!this.encrypting) throw new Error('private page write without an active key');
+    this.mc!.encryptSlotsTo(this.asid!, batch, priv, spas, dests);
   }
 
   /** Guest view read: private pages decrypted with the guest's key. */

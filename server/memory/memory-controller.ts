@@ -8,6 +8,7 @@ import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } fro
 import { Worker } from 'node:worker_threads';
 import { tweak } from './xts-tweak.js';
 import { CTL_DONE, CTL_HASHED, CTL_NEXT, type EncryptJob } from './encrypt-worker.js';
+import { xtsKey, type PageBatch, type XtsKey } from './bulk/page-batch.js';
 
 /** Below this many pages the helper thread is not worth a message. */
 const PARALLEL_MIN_PAGES = 64;
@@ -20,14 +21,19 @@ export interface PageToEncrypt {
   measured: Uint8Array;
 }
 
+/** A key slot: the VEK (K1 ‖ K2) as a key object for single pages, and as ECB contexts for batches. */
+interface KeySlot {
+  key: KeyObject;
+  batch: XtsKey;
+}
+
 export class MemoryController {
-  /** ASID → VEK (32 bytes: K1 ‖ K2) as a key object (cheaper per cipher than raw bytes). */
-  readonly #slots = new Map<number, KeyObject>();
+  readonly #slots = new Map<number, KeySlot>();
   #nextSpaWindow = 1;
 
   /** Firmware only: binds a VEK to an ASID. */
   installKey(asid: number, vek: Buffer): void {
-    this.#slots.set(asid, createSecretKey(vek));
+    this.#slots.set(asid, { key: createSecretKey(vek), batch: xtsKey(vek) });
   }
 
   removeKey(asid: number): void {
@@ -43,10 +49,14 @@ export class MemoryController {
     return this.#nextSpaWindow++ * 2 ** 40;
   }
 
-  private key(asid: number): KeyObject {
+  private slot(asid: number): KeySlot {
     const k = this.#slots.get(asid);
     if (!k) throw new Error(`no key in the slot of ASID ${asid}`);
     return k;
+  }
+
+  private key(asid: number): KeyObject {
+    return this.slot(asid).key;
   }
 
   encryptPage(asid: number, spa: number, plain: Uint8Array): Buffer {
@@ -107,6 +117,16 @@ export class MemoryController {
 
   decryptPage(asid: number, spa: number, cipher: Uint8Array): Buffer {
     return createDecipheriv('aes-128-xts', this.key(asid), tweak(spa)).update(cipher);
+  }
+
+  /** Batched decryption in place of the listed batch slots (pages at `spas`). */
+  decryptSlots(asid: number, batch: PageBatch, slots: readonly number[], spas: readonly number[]): void {
+    batch.xts('decrypt', this.slot(asid).batch, slots, spas);
+  }
+
+  /** Batched encryption of the listed batch slots into `dests` (the stored pages). */
+  encryptSlotsTo(asid: number, batch: PageBatch, slots: readonly number[], spas: readonly number[], dests: readonly Uint8Array[]): void {
+    batch.xts('encrypt', this.slot(asid).batch, slots, spas, dests);
   }
 }
 

@@ -1,11 +1,11 @@
 /**
  * Guest pages live in SharedArrayBuffer slabs so that the encryption helper thread can
- * work on them in place. Slabs are small (64 KiB) to keep sparse guests cheap.
+ * work on them in place. Slabs grow from one page to 1 MiB, so sparse guests stay cheap.
  */
 import { PAGE_SIZE } from './sparse-memory.js';
 
-/** Slabs start at one page and double up to 64 pages, so a guest that touches little pays little. */
-const MAX_PAGES_PER_SLAB = 64;
+/** Slabs start at one page and double up to 256 pages, so a guest that touches little pays little. */
+const MAX_PAGES_PER_SLAB = 256;
 
 export class PageSlabs {
   private slab: SharedArrayBuffer | null = null;

@@ -11,7 +11,10 @@ import type { Guest } from '../guest/guest.js';
 import type { SevGuest } from '../sev/sev-guest.js';
 import { fwCall } from '../sev/fw-call.js';
 import type { MigrationState } from './migration-state.js';
-import { ByteReader, StreamDecoder, StreamFormatError } from './stream.js';
+import { StreamFormatError, StreamParser } from './stream-parser.js';
+import type { StreamRecord } from './stream.js';
+import type { IncomingPacket } from '../firmware/send-receive.js';
+import { PageBatch } from '../memory/bulk/page-batch.js';
 import { ACK } from './sink.js';
 import type { MigrationUri } from './uri.js';
 import { metrics } from '../observability/metrics.js';
@@ -35,12 +38,11 @@ export class IncomingMigration {
     this.state.reset();
     this.state.setStatus('setup', true);
     if (uri.kind === 'file') {
-      const r = new ByteReader();
       const f = createReadStream(uri.path);
-      f.on('data', (d) => r.push(d as Buffer));
-      f.on('end', () => r.end());
-      f.on('error', (e) => r.end(e));
-      void this.load(r, null);
+      const load = this.loader(null);
+      f.on('data', (d) => load.data(d as Buffer));
+      f.on('end', () => load.end());
+      f.on('error', (e) => load.end(e));
       return;
     }
     if (uri.kind === 'unix') await unlink(uri.path).catch(() => undefined);
@@ -48,12 +50,11 @@ export class IncomingMigration {
       if (this.socket) return void sock.destroy(); // one stream per incoming migration
       this.socket = sock;
       server.close();
-      const r = new ByteReader();
-      sock.on('data', (d: Buffer) => r.push(d));
-      sock.on('end', () => r.end());
-      sock.on('error', (e) => r.end(e));
-      sock.on('close', () => r.end());
-      void this.load(r, sock);
+      const load = this.loader(sock);
+      sock.on('data', (d: Buffer) => load.data(d));
+      sock.on('end', () => load.end());
+      sock.on('error', (e) => load.end(e));
+      sock.on('close', () => load.end());
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -74,50 +75,99 @@ export class IncomingMigration {
     this.socket?.destroy();
   }
 
-  private async load(r: ByteReader, sock: net.Socket | null): Promise<void> {
+  /**
+   * Loads the stream as it arrives: each chunk is parsed and applied synchronously, so the
+   * socket is not read again until the chunk's pages are in (TCP carries the backpressure).
+   * Consecutive encrypted pages go to the firmware as one batch.
+   */
+  private loader(sock: net.Socket | null): { data(chunk: Buffer): void; end(err?: Error): void } {
     const st = this.state;
-    const mem = this.guest.memory;
-    const dec = new StreamDecoder(r);
-    try {
-      await dec.header();
-      st.setStatus('active');
-      for (;;) {
-        const rec = await dec.next();
-        const bytes = rec.kind === 'page' ? PAGE : rec.kind === 'encrypted' ? rec.trans.length + rec.header.length : 8;
-        st.ram.transferred += bytes;
-        metrics.migrationBytes.inc({ direction: 'in' }, bytes);
-        if (rec.kind === 'config') {
-          const ram = mem.regions.filter((x) => x.name.startsWith('pc.ram')).reduce((a, x) => a + x.size, 0);
-          if (rec.ramBytes !== ram) throw new Error(`sevd: incoming guest memory size ${ram} differs from the stream's ${rec.ramBytes}`);
-          if (rec.config['sev'] === true && !this.sev) throw new Error('sevd: the stream carries an SEV guest but this guest has no sev-guest object');
-        } else if (rec.kind === 'encrypted') {
-          if (!this.sev) throw new Error('sevd: encrypted page for a guest without SEV');
-          if (rec.start) this.sev.receiveStart(rec.start.policy, rec.start.pdh, rec.start.session);
-          if (this.sev.state !== 'receive-update') throw new StreamFormatError('encrypted page before the SEND_START record');
-          const sev = this.sev;
-          fwCall(() => sev.sr.receiveUpdateData(sev.handle, rec.header, mem, rec.gpa, rec.trans));
-        } else if (rec.kind === 'page' || rec.kind === 'zero') {
-          if (!mem.regionOf(rec.gpa, PAGE)) throw new StreamFormatError(`page at 0x${rec.gpa.toString(16)} is outside guest memory`);
-          if (this.sev) mem.setPrivate(rec.gpa, PAGE, false);
-          mem.write(rec.gpa, rec.kind === 'page' ? rec.data : Buffer.alloc(PAGE));
-        } else if (rec.kind === 'shared') {
-          for (const [a, b] of rec.ranges) mem.setPrivate(a * PAGE, (b - a) * PAGE, false);
-        } else if (rec.kind === 'device') {
-          break;
-        }
-      }
+    const parser = new StreamParser();
+    let pending: IncomingPacket[] = [];
+    let done = false;
+    let activated = false;
+    const flush = () => {
+      if (!pending.length) return;
+      const sev = this.sev!;
+      const packets = pending;
+      pending = [];
+      fwCall(() => sev.sr.receiveUpdateDataPages(sev.handle, this.guest.memory, packets));
+    };
+    const fail = (e: unknown) => {
+      done = true;
+      sock?.destroy();
+      this.sev?.discardIncoming();
+      if (!this.sev) this.guest.memory.discard();
+      st.errorDesc = e instanceof Error ? e.message : String(e);
+      st.endedAt = Date.now();
+      st.setStatus('failed');
+    };
+    const finish = () => {
+      done = true;
       sock?.write(Buffer.from([ACK]));
       sock?.end();
       st.endedAt = Date.now();
       st.setStatus('completed');
       this.guest.incomingDone(() => this.sev?.beforeFirstRun());
-    } catch (e) {
-      sock?.destroy();
-      this.sev?.discardIncoming();
-      if (!this.sev) mem.discard();
-      st.errorDesc = e instanceof Error ? e.message : String(e);
-      st.endedAt = Date.now();
-      st.setStatus('failed');
+    };
+    return {
+      data: (chunk) => {
+        if (done) return;
+        try {
+          parser.push(chunk);
+          if (!activated) {
+            activated = true;
+            st.setStatus('active');
+          }
+          for (let rec = parser.next(); rec; rec = parser.next()) {
+            if (rec.kind === 'encrypted' && !rec.start && rec.trans.length === PAGE && this.sev?.state === 'receive-update' && pending.length < PageBatch.CAPACITY) {
+              this.count(rec.trans.length + rec.header.length);
+              pending.push({ gpa: rec.gpa, header: rec.header, trans: rec.trans });
+              continue;
+            }
+            flush();
+            if (this.apply(rec)) {
+              finish();
+              return;
+            }
+          }
+          flush();
+        } catch (e) {
+          fail(e);
+        }
+      },
+      end: (err) => {
+        if (!done) fail(err ?? new Error('migration stream ended early'));
+      },
+    };
+  }
+
+  private count(bytes: number): void {
+    this.state.ram.transferred += bytes;
+    metrics.migrationBytes.incKey('in', { direction: 'in' }, bytes);
+  }
+
+  /** Applies one record; true at the device state that ends the stream. */
+  private apply(rec: StreamRecord): boolean {
+    const mem = this.guest.memory;
+    this.count(rec.kind === 'page' ? PAGE : rec.kind === 'encrypted' ? rec.trans.length + rec.header.length : 8);
+    if (rec.kind === 'config') {
+      const ram = mem.regions.filter((x) => x.name.startsWith('pc.ram')).reduce((a, x) => a + x.size, 0);
+      if (rec.ramBytes !== ram) throw new Error(`sevd: incoming guest memory size ${ram} differs from the stream's ${rec.ramBytes}`);
+      if (rec.config['sev'] === true && !this.sev) throw new Error('sevd: the stream carries an SEV guest but this guest has no sev-guest object');
+    } else if (rec.kind === 'encrypted') {
+      if (!this.sev) throw new Error('sevd: encrypted page for a guest without SEV');
+      if (rec.start) this.sev.receiveStart(rec.start.policy, rec.start.pdh, rec.start.session);
+      if (this.sev.state !== 'receive-update') throw new StreamFormatError('encrypted page before the SEND_START record');
+      const sev = this.sev;
+      fwCall(() => sev.sr.receiveUpdateData(sev.handle, rec.header, mem, rec.gpa, rec.trans));
+    } else if (rec.kind === 'page' || rec.kind === 'zero') {
+      if (!mem.regionOf(rec.gpa, PAGE)) throw new StreamFormatError(`page at 0x${rec.gpa.toString(16)} is outside guest memory`);
+      if (this.sev) mem.setPrivate(rec.gpa, PAGE, false);
+      mem.write(rec.gpa, rec.kind === 'page' ? rec.data : Buffer.alloc(PAGE));
+    } else if (rec.kind === 'shared') {
+      for (const [a, b] of rec.ranges) mem.setPrivate(a * PAGE, (b - a) * PAGE, false);
     }
+    return rec.kind === 'device';
   }
 }

@@ -12,12 +12,16 @@ import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import type { Guest, RunState } from '../guest/guest.js';
 import type { SevGuest } from '../sev/sev-guest.js';
 import type { MigrationState } from './migration-state.js';
-import { encodeHeader, encodeRecord, type StreamRecord } from './stream.js';
+import { encodeHeader, encodeRecord, encryptedRecordSize, writeEncryptedRecord, type SendStartBlob, type StreamRecord } from './stream.js';
+import type { OutgoingPacket } from '../firmware/send-receive.js';
 import { openSink, type StreamSink } from './sink.js';
 import type { MigrationUri } from './uri.js';
 import { metrics } from '../observability/metrics.js';
 
 const PAGE = 4096;
+const HEADER_LEN = 52;
+/** Private pages per SEND_UPDATE_DATA batch (and per write to the stream). */
+const BATCH_PAGES = 16;
 const MAX_PASSES = 30;
 const ACK_TIMEOUT_MS = 30000;
 
@@ -135,7 +139,7 @@ export class OutgoingMigration {
   }
 
   /** SEND_START before any byte leaves (NOSEND fails here), with the length query first. */
-  private sendStart(): { policy: number; pdh: Buffer; session: Buffer } {
+  private sendStart(): SendStartBlob {
     const sev = this.sev!;
     const p = this.state.parameters;
     let target: OwnCerts;
@@ -162,29 +166,40 @@ export class OutgoingMigration {
   }
 
   private async write(r: StreamRecord): Promise<void> {
-    const b = encodeRecord(r);
+    await this.writeBytes(encodeRecord(r));
+  }
+
+  private async writeBytes(b: Buffer): Promise<void> {
     this.state.ram.transferred += b.length;
-    metrics.migrationBytes.inc({ direction: 'out' }, b.length);
+    metrics.migrationBytes.incKey('out', { direction: 'out' }, b.length);
     await this.sink!.write(b);
   }
 
   /** One pass over `pfns`; returns the number of pages sent. */
-  private async sendPages(pfns: number[], start: { policy: number; pdh: Buffer; session: Buffer } | undefined): Promise<number> {
+  private async sendPages(pfns: number[], start: SendStartBlob | undefined): Promise<number> {
     const mem = this.guest.memory;
     const bw = Number(this.state.parameters['max-bandwidth']);
     const t0 = Date.now();
     let bytes = 0;
     let n = 0;
+    let batch: number[] = [];
+    const flush = async () => {
+      if (!batch.length) return;
+      const gpas = batch;
+      batch = [];
+      const first = this.sentStart ? undefined : start;
+      this.sentStart = true;
+      await this.writeBytes(this.encryptedRecords(gpas, first));
+    };
     for (const pfn of pfns) {
       this.check();
       const gpa = pfn * PAGE;
       if (!mem.isMapped(gpa)) continue;
       if (this.sev && mem.isPrivate(pfn)) {
-        const pkt = this.sev.sr.sendUpdateData(this.sev.handle, mem, gpa, PAGE, { len: 52 }, { len: PAGE });
-        const first = !this.sentStart ? start : undefined;
-        this.sentStart = true;
-        await this.write({ kind: 'encrypted', gpa, ...(first ? { start: first } : {}), header: pkt.header, trans: pkt.trans });
+        batch.push(gpa);
+        if (batch.length === BATCH_PAGES) await flush();
       } else {
+        await flush();
         const data = mem.read(gpa, PAGE);
         if (data.every((x) => x === 0)) {
           this.state.ram.duplicate++;
@@ -194,13 +209,28 @@ export class OutgoingMigration {
       this.state.ram.normal++;
       n++;
       bytes += PAGE;
-      // Let the guest (agent) run between pages, and keep to max-bandwidth.
+      // Let the guest (agent) run between batches, and keep to max-bandwidth.
       if ((n & 63) === 0) {
         await tick();
         const ahead = bw > 0 ? (bytes / bw) * 1000 - (Date.now() - t0) : 0;
         if (ahead > 5) await new Promise((r) => setTimeout(r, ahead));
       }
     }
+    await flush();
     return n;
+  }
+
+  /** SEND_UPDATE_DATA for whole private pages, the packets written straight into their stream records. */
+  private encryptedRecords(gpas: number[], start: SendStartBlob | undefined): Buffer {
+    const sev = this.sev!;
+    const out = Buffer.allocUnsafe(encryptedRecordSize(HEADER_LEN, PAGE, start) + (gpas.length - 1) * encryptedRecordSize(HEADER_LEN, PAGE));
+    let at = 0;
+    const packets: OutgoingPacket[] = gpas.map((gpa, i) => {
+      const r = writeEncryptedRecord(out, at, gpa, HEADER_LEN, PAGE, i === 0 ? start : undefined);
+      at = r.end;
+      return { gpa, len: PAGE, header: r.header, trans: r.trans };
+    });
+    sev.sr.sendUpdateDataPages(sev.handle, this.guest.memory, packets);
+    return out;
   }
 }

@@ -68,7 +68,7 @@ export async function openSink(uri: MigrationUri): Promise<StreamSink> {
       if (failure) throw failure;
       batch.push(b);
       batched += b.length;
-      if (batched >= 256 * 1024) await flush();
+      if (batched >= 64 * 1024) await flush();
       if (failure) throw failure;
     },
     finish: async (timeoutMs) => {

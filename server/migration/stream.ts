@@ -17,10 +17,12 @@ export const Flag = {
   DEVICE_STATE: 0x800,
 } as const;
 /** Flags live in the low 12 bits: page addresses are 4 KiB aligned. */
-const FLAG_MASK = 0xfff;
+export const FLAG_MASK = 0xfff;
 export const SUBTYPE_ENCRYPTED_PAGE = 0x1;
 export const SUBTYPE_SHARED_REGIONS = 0x2;
 const PAGE = 4096;
+/** Limits on lengths inside records (the series: blobs up to 16 KiB). */
+export const MAX_BLOB = 16384;
 
 export interface SendStartBlob {
   policy: number;
@@ -44,7 +46,7 @@ const be32 = (v: number) => {
 };
 const word = (addr: number, flags: number) => {
   const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(addr) | BigInt(flags));
+  writeWord(b, 0, addr, flags);
   return b;
 };
 const withLen = (b: Buffer) => Buffer.concat([be32(b.length), b]);
@@ -71,19 +73,10 @@ export function encodeRecord(r: StreamRecord): Buffer {
     case 'zero':
       return Buffer.concat([word(r.gpa, Flag.ZERO), Buffer.from([0])]);
     case 'encrypted': {
-      if (r.start) {
-        return Buffer.concat([word(r.gpa, Flag.ENCRYPTED_DATA), be32(SUBTYPE_ENCRYPTED_PAGE), be32(r.start.policy),
-          withLen(r.start.pdh), withLen(r.start.session), withLen(r.header), withLen(r.trans)]);
-      }
-      // The per-page record, built in one allocation.
-      const b = Buffer.allocUnsafe(8 + 4 + 4 + r.header.length + 4 + r.trans.length);
-      writeWord(b, 0, r.gpa, Flag.ENCRYPTED_DATA);
-      b.writeUInt32BE(SUBTYPE_ENCRYPTED_PAGE, 8);
-      b.writeUInt32BE(r.header.length, 12);
-      r.header.copy(b, 16);
-      const at = 16 + r.header.length;
-      b.writeUInt32BE(r.trans.length, at);
-      r.trans.copy(b, at + 4);
+      const b = Buffer.allocUnsafe(encryptedRecordSize(r.header.length, r.trans.length, r.start));
+      const views = writeEncryptedRecord(b, 0, r.gpa, r.header.length, r.trans.length, r.start);
+      views.header.set(r.header);
+      views.trans.set(r.trans);
       return b;
     }
     case 'shared': {
@@ -99,107 +92,33 @@ export function encodeRecord(r: StreamRecord): Buffer {
   }
 }
 
-/** Pull-style reader over any byte source (socket, file): `read(n)` resolves with exactly n bytes. */
-export class ByteReader {
-  private chunks: Buffer[] = [];
-  private have = 0;
-  private ended: Error | null = null;
-  private wake: (() => void) | null = null;
-
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.have += chunk.length;
-    this.wake?.();
-  }
-
-  end(err?: Error): void {
-    this.ended = err ?? new Error('migration stream ended early');
-    this.wake?.();
-  }
-
-  get buffered(): number {
-    return this.have;
-  }
-
-  async read(n: number): Promise<Buffer> {
-    while (this.have < n) {
-      if (this.ended) throw this.ended;
-      await new Promise<void>((r) => (this.wake = r));
-      this.wake = null;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let at = 0;
-    while (at < n) {
-      const c = this.chunks[0]!;
-      const take = Math.min(c.length, n - at);
-      c.copy(out, at, 0, take);
-      at += take;
-      if (take === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(take);
-    }
-    this.have -= n;
-    return out;
-  }
+/** Bytes of an ENCRYPTED_PAGE record (the SEND_START blob only in the first one). */
+export function encryptedRecordSize(hdrLen: number, transLen: number, start?: SendStartBlob): number {
+  return 8 + 4 + (start ? 12 + start.pdh.length + start.session.length : 0) + 4 + hdrLen + 4 + transLen;
 }
 
-/** Limits on lengths inside records (the series: blobs up to 16 KiB). */
-const MAX_BLOB = 16384;
-
-export class StreamFormatError extends Error {}
-
-export class StreamDecoder {
-  private sawStart = false;
-
-  constructor(private readonly r: ByteReader) {}
-
-  async header(): Promise<void> {
-    const h = await this.r.read(12);
-    if (!h.subarray(0, 8).equals(STREAM_MAGIC)) throw new StreamFormatError('not a sevd migration stream');
-    if (h.readUInt32BE(8) !== STREAM_VERSION) throw new StreamFormatError(`migration stream version ${h.readUInt32BE(8)} is not supported`);
+/**
+ * Writes the framing of an ENCRYPTED_PAGE record at `at` and returns the views the packet
+ * header and transport buffer go into, so the firmware can write a batch of packets straight
+ * into the outgoing buffer.
+ */
+export function writeEncryptedRecord(b: Buffer, at: number, gpa: number, hdrLen: number, transLen: number, start?: SendStartBlob): { header: Buffer; trans: Buffer; end: number } {
+  writeWord(b, at, gpa, Flag.ENCRYPTED_DATA);
+  b.writeUInt32BE(SUBTYPE_ENCRYPTED_PAGE, at + 8);
+  at += 12;
+  if (start) {
+    b.writeUInt32BE(start.policy >>> 0, at);
+    b.writeUInt32BE(start.pdh.length, at + 4);
+    start.pdh.copy(b, at + 8);
+    at += 8 + start.pdh.length;
+    b.writeUInt32BE(start.session.length, at);
+    start.session.copy(b, at + 4);
+    at += 4 + start.session.length;
   }
-
-  private async blob(): Promise<Buffer> {
-    const len = (await this.r.read(4)).readUInt32BE(0);
-    if (len > MAX_BLOB) throw new StreamFormatError(`invalid length max=${MAX_BLOB} got=${len}`);
-    return this.r.read(len);
-  }
-
-  async next(): Promise<StreamRecord> {
-    const w = (await this.r.read(8)).readBigUInt64BE(0);
-    const flags = Number(w & BigInt(FLAG_MASK));
-    const addr = Number(w & ~BigInt(FLAG_MASK) & ((1n << 64n) - 1n));
-    if (flags & Flag.MEM_SIZE) return { kind: 'config', ramBytes: addr, config: JSON.parse((await this.blob()).toString()) };
-    if (flags & Flag.EOS) return { kind: 'eos' };
-    if (flags & Flag.DEVICE_STATE) return { kind: 'device', state: JSON.parse((await this.blob()).toString()) };
-    if (flags & Flag.PAGE) return { kind: 'page', gpa: addr, data: await this.r.read(PAGE) };
-    if (flags & Flag.ZERO) {
-      await this.r.read(1);
-      return { kind: 'zero', gpa: addr };
-    }
-    if (flags & Flag.ENCRYPTED_DATA) {
-      const sub = (await this.r.read(4)).readUInt32BE(0);
-      if (sub === SUBTYPE_SHARED_REGIONS) {
-        const ranges: [number, number][] = [];
-        for (;;) {
-          const tag = (await this.r.read(4)).readUInt32BE(0);
-          if (tag === 2) break;
-          if (tag !== 1) throw new StreamFormatError(`bad shared-regions tag ${tag}`);
-          const b = await this.r.read(8);
-          ranges.push([b.readUInt32BE(0), b.readUInt32BE(4)]);
-        }
-        return { kind: 'shared', ranges };
-      }
-      if (sub !== SUBTYPE_ENCRYPTED_PAGE) throw new StreamFormatError(`unknown encrypted sub-type ${sub}`);
-      let start: SendStartBlob | undefined;
-      if (!this.sawStart) {
-        const policy = (await this.r.read(4)).readUInt32BE(0);
-        start = { policy, pdh: await this.blob(), session: await this.blob() };
-        this.sawStart = true;
-      }
-      const header = await this.blob();
-      const trans = await this.blob();
-      return { kind: 'encrypted', gpa: addr, ...(start ? { start } : {}), header, trans };
-    }
-    throw new StreamFormatError(`unknown page flags 0x${flags.toString(16)}`);
-  }
+  b.writeUInt32BE(hdrLen, at);
+  const header = b.subarray(at + 4, at + 4 + hdrLen);
+  at += 4 + hdrLen;
+  b.writeUInt32BE(transLen, at);
+  const trans = b.subarray(at + 4, at + 4 + transLen);
+  return { header, trans, end: at + 4 + transLen };
 }

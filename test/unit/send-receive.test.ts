@@ -103,3 +103,40 @@ t.test('SEND_START policy and certificate rules; SEND_CANCEL', async (t) => {
   t.equal(fwStatus(() => B.sr.receiveStart({ handle: 0, policy: 1, pdh: A.platform.certificates().pdh, session })), FwStatus.BAD_MEASUREMENT, 'policy changed in transit');
   t.equal(fwStatus(() => host().sr.receiveStart({ handle: 0, policy: 0, pdh: A.platform.certificates().pdh, session })), FwStatus.BAD_MEASUREMENT, 'a session for another target');
 });
+
+t.test('batched SEND/RECEIVE_UPDATE_DATA: one command per packet, refusals stop in order', async (t) => {
+  const A = host();
+  const B = host();
+  const src = runningGuest(A, 0x0);
+  const pages = Array.from({ length: 20 }, (_, i) => Buffer.alloc(4096, i + 1));
+  pages.forEach((p, i) => i !== 5 && src.m.guestWrite(0x10000 + i * 4096, p)); // page 5 never written: zeros
+  pages[5] = Buffer.alloc(4096);
+  const { session, policy } = A.sr.sendStart(src.handle, targetOf(B), { len: 128 });
+  const out = pages.map((_, i) => ({ gpa: 0x10000 + i * 4096, len: 4096, header: Buffer.alloc(52), trans: Buffer.alloc(4096) }));
+  A.sr.sendUpdateDataPages(src.handle, src.m, out);
+  // Then the guest changes part of page 3 and that part is sent again as a partial packet.
+  src.m.guestWrite(0x10000 + 3 * 4096 + 16, Buffer.alloc(64, 0xee));
+  const partial = { gpa: 0x10000 + 3 * 4096 + 16, len: 64, header: Buffer.alloc(52), trans: Buffer.alloc(64) };
+  A.sr.sendUpdateDataPages(src.handle, src.m, [partial]);
+  out.push(partial);
+  const ivs = new Set(out.map((p) => p.header.subarray(4, 20).toString('hex')));
+  t.equal(ivs.size, out.length, 'a fresh IV per packet');
+  t.notOk(out.some((p, i) => i < 20 && p.trans.equals(pages[i]!)), 'no plaintext in the packets');
+  t.equal(fwStatus(() => A.sr.sendUpdateDataPages(src.handle, src.m, [out[0]!, { ...out[1]!, gpa: 0x10008 }])), FwStatus.INVALID_ADDRESS, 'a bad packet refuses the call');
+
+  const dst = B.sr.receiveStart({ handle: 0, policy, pdh: A.platform.certificates().pdh, session });
+  const dm = B.mem();
+  B.fw.activate(dst, 1);
+  dm.asid = 1;
+  dm.setDefaultPrivate();
+  const incoming = out.map((p) => ({ gpa: p.gpa, header: p.header, trans: Buffer.from(p.trans) }));
+  incoming[7]!.trans[9] ^= 1;
+  t.equal(fwStatus(() => B.sr.receiveUpdateDataPages(dst, dm, incoming)), FwStatus.BAD_MEASUREMENT, 'tampered packet 7');
+  t.ok(dm.guestRead(0x10000, 7 * 4096).equals(Buffer.concat(pages.slice(0, 7))), 'packets 0-6 applied');
+  t.ok(dm.read(0x10000 + 7 * 4096, 13 * 4096).equals(Buffer.alloc(13 * 4096)), 'packet 7 and later not applied');
+  incoming[7]!.trans[9] ^= 1;
+  B.sr.receiveUpdateDataPages(dst, dm, incoming.slice(7));
+  pages[3]!.fill(0xee, 16, 80);
+  t.ok(dm.guestRead(0x10000, 20 * 4096).equals(Buffer.concat(pages)), 'every page arrives, the partial packet applied after its page');
+  t.notOk(dm.read(0x10000, 4096).equals(src.m.read(0x10000, 4096)), 'under B\'s key');
+});
