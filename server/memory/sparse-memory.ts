@@ -16,8 +16,9 @@ export interface Region {
 }
 
 export class SparseMemory {
-  private readonly pages = new Map<number, Buffer>();
-  private readonly slabs = new PageSlabs();
+  /** pfn → page id in the slabs. */
+  private readonly pages = new Map<number, number>();
+  private slabs = new PageSlabs();
   /** Pages written since tracking started (migration's dirty log), or null when not tracking. */
   dirty: Set<number> | null = null;
 
@@ -39,24 +40,25 @@ export class SparseMemory {
 
   /** The stored page, or undefined when it was never written. */
   peekPage(pfn: number): Buffer | undefined {
-    return this.pages.get(pfn);
+    const id = this.pages.get(pfn);
+    return id === undefined ? undefined : this.slabs.view(id);
   }
 
   /** The stored page, created zeroed on first use. */
   page(pfn: number): Buffer {
-    let p = this.pages.get(pfn);
-    if (!p) {
-      p = this.slabs.alloc();
-      this.pages.set(pfn, p);
+    let id = this.pages.get(pfn);
+    if (id === undefined) {
+      id = this.slabs.alloc();
+      this.pages.set(pfn, id);
     }
-    return p;
+    return this.slabs.view(id);
   }
 
   /** Host view: the stored bytes; unbacked or untouched memory reads as zeros. */
   read(gpa: number, len: number): Buffer {
     const out = Buffer.alloc(len);
     forPages(gpa, len, (pfn, off, n, done) => {
-      this.pages.get(pfn)?.copy(out, done, off, off + n);
+      this.peekPage(pfn)?.copy(out, done, off, off + n);
     });
     return out;
   }
@@ -71,6 +73,7 @@ export class SparseMemory {
 
   clear(): void {
     this.pages.clear();
+    this.slabs = new PageSlabs();
   }
 }
 

@@ -1,41 +1,9 @@
 /** SEND_* / RECEIVE_* between two emulated platforms, the P2 vector and the failure rules. */
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fwStatus } from '../helpers/fw-status.js';
-import { Platform } from '../../server/firmware/platform.js';
-import { GuestFirmware } from '../../server/firmware/guest-firmware.js';
-import { SendReceive } from '../../server/firmware/send-receive.js';
+import { fwHost as host, receivingGuest, runningGuest, targetOf } from '../helpers/fw-hosts.js';
 import { FwStatus } from '../../server/firmware/status.js';
-import { MemoryController } from '../../server/memory/memory-controller.js';
-import { GuestMemory } from '../../server/memory/guest-memory.js';
-import { machineLayout } from '../../server/guest/layout.js';
 import { aes128ctr, MAC_MIGRATION, packetMac } from '../../server/firmware/crypto/launch-crypto.js';
-
-function host(generation: 'milan' | 'rome' = 'milan', apiMinor = 55) {
-  const platform = new Platform({ generation, apiMajor: 1, apiMinor, build: 21, seed: null, stateDir: mkdtempSync(join(tmpdir(), 'sevd-sr-')) });
-  platform.init();
-  const mc = new MemoryController();
-  const fw = new GuestFirmware(platform, mc, { maxAsid: 8, minSevAsid: 1 });
-  return { platform, mc, fw, sr: new SendReceive(fw), mem: () => new GuestMemory(machineLayout(16 << 20, 0), mc) };
-}
-
-function targetOf(h: ReturnType<typeof host>) {
-  const c = h.platform.certificates();
-  return { pdh: c.pdh, platCerts: Buffer.concat([c.pek, c.oca, c.cek]), amdCerts: Buffer.concat([h.platform.emulatedRoot.ask, h.platform.emulatedRoot.ark]) };
-}
-
-function runningGuest(h: ReturnType<typeof host>, policy: number, asid = 1) {
-  const handle = h.fw.launchStart({ handle: 0, policy, godh: null, session: null });
-  const m = h.mem();
-  h.fw.activate(handle, asid);
-  m.asid = asid;
-  m.setDefaultPrivate();
-  h.fw.launchMeasure(handle, { len: 48 });
-  h.fw.launchFinish(handle);
-  return { handle, m };
-}
 
 t.test('P2: SEND_UPDATE_DATA MAC (sevd\'s choice)', async (t) => {
   const seq = (from: number, n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (from + i) & 0xff));
@@ -124,11 +92,7 @@ t.test('batched SEND/RECEIVE_UPDATE_DATA: one command per packet, refusals stop 
   t.notOk(out.some((p, i) => i < 20 && p.trans.equals(pages[i]!)), 'no plaintext in the packets');
   t.equal(fwStatus(() => A.sr.sendUpdateDataPages(src.handle, src.m, [out[0]!, { ...out[1]!, gpa: 0x10008 }])), FwStatus.INVALID_ADDRESS, 'a bad packet refuses the call');
 
-  const dst = B.sr.receiveStart({ handle: 0, policy, pdh: A.platform.certificates().pdh, session });
-  const dm = B.mem();
-  B.fw.activate(dst, 1);
-  dm.asid = 1;
-  dm.setDefaultPrivate();
+  const { handle: dst, m: dm } = receivingGuest(B, A, { session, policy });
   const incoming = out.map((p) => ({ gpa: p.gpa, header: p.header, trans: Buffer.from(p.trans) }));
   incoming[7]!.trans[9] ^= 1;
   t.equal(fwStatus(() => B.sr.receiveUpdateDataPages(dst, dm, incoming)), FwStatus.BAD_MEASUREMENT, 'tampered packet 7');
