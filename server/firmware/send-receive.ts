@@ -157,7 +157,7 @@ export class SendReceive {
         const { slot, off, len, iv } = items[j]!;
         const ciphertext = batch.slot(slot).subarray(off, off + len);
         p.trans.set(ciphertext);
-        writePacketHeader(p.header, { flags: 0, iv: iv as Buffer, mac: packetMac(MAC_MIGRATION, t.tik, { flags: 0, iv }, len, ciphertext) });
+        writePacketHeader(p.header, { flags: 0, iv, mac: packetMac(MAC_MIGRATION, t.tik, { flags: 0, iv }, len, ciphertext) });
       });
     }
   }

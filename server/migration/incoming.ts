@@ -120,9 +120,10 @@ export class IncomingMigration {
             st.setStatus('active');
           }
           for (let rec = parser.next(); rec; rec = parser.next()) {
-            if (rec.kind === 'encrypted' && !rec.start && rec.trans.length === PAGE && this.sev?.state === 'receive-update' && pending.length < PageBatch.CAPACITY) {
+            if (rec.kind === 'encrypted' && !rec.start && rec.trans.length === PAGE && this.sev?.state === 'receive-update') {
               this.count(rec.trans.length + rec.header.length);
               pending.push({ gpa: rec.gpa, header: rec.header, trans: rec.trans });
+              if (pending.length === PageBatch.CAPACITY) flush();
               continue;
             }
             flush();

@@ -145,7 +145,7 @@ export function encodePacketHeader(h: PacketHeader): Buffer {
 }
 
 /** FLAGS ‖ IV ‖ MAC into a caller's 52-byte buffer (a record being built). */
-export function writePacketHeader(out: Uint8Array, h: PacketHeader): void {
+export function writePacketHeader(out: Uint8Array, h: { flags: number; iv: Uint8Array; mac: Uint8Array }): void {
   const b = Buffer.from(out.buffer, out.byteOffset, PACKET_HEADER_SIZE);
   b.writeUInt32LE(h.flags >>> 0, 0);
   b.set(h.iv, 4);
