@@ -14,12 +14,12 @@ import type { SevGuest } from '../sev/sev-guest.js';
 import type { MigrationState } from './migration-state.js';
 import { encodeHeader, encodeRecord, encryptedRecordSize, writeEncryptedRecord, type SendStartBlob, type StreamRecord } from './stream.js';
 import type { OutgoingPacket } from '../firmware/send-receive.js';
+import { PACKET_HEADER_SIZE } from '../firmware/crypto/launch-crypto.js';
 import { openSink, type StreamSink } from './sink.js';
 import type { MigrationUri } from './uri.js';
 import { metrics } from '../observability/metrics.js';
 
 const PAGE = 4096;
-const HEADER_LEN = 52;
 /** Private pages per SEND_UPDATE_DATA batch (and per write to the stream). */
 const BATCH_PAGES = 16;
 const MAX_PASSES = 30;
@@ -223,10 +223,10 @@ export class OutgoingMigration {
   /** SEND_UPDATE_DATA for whole private pages, the packets written straight into their stream records. */
   private encryptedRecords(gpas: number[], start: SendStartBlob | undefined): Buffer {
     const sev = this.sev!;
-    const out = Buffer.allocUnsafe(encryptedRecordSize(HEADER_LEN, PAGE, start) + (gpas.length - 1) * encryptedRecordSize(HEADER_LEN, PAGE));
+    const out = Buffer.allocUnsafe(encryptedRecordSize(PACKET_HEADER_SIZE, PAGE, start) + (gpas.length - 1) * encryptedRecordSize(PACKET_HEADER_SIZE, PAGE));
     let at = 0;
     const packets: OutgoingPacket[] = gpas.map((gpa, i) => {
-      const r = writeEncryptedRecord(out, at, gpa, HEADER_LEN, PAGE, i === 0 ? start : undefined);
+      const r = writeEncryptedRecord(out, at, gpa, PACKET_HEADER_SIZE, PAGE, i === 0 ? start : undefined);
       at = r.end;
       return { gpa, len: PAGE, header: r.header, trans: r.trans };
     });
