@@ -5,6 +5,8 @@ import { ConfigError, loadConfig, parseFlags, usage } from './config/config.js';
 import { Daemon } from './daemon/daemon.js';
 import { StateFileError } from './firmware/nv-state.js';
 import { exportPlatform } from './daemon/platform-export.js';
+import { StartupError } from './daemon/dir-lock.js';
+import { PersistError } from './util/state-file.js';
 
 /** `sevd platform export --out DIR [config flags]`. */
 function platformCommand(argv: string[]): number {
@@ -22,9 +24,14 @@ function platformCommand(argv: string[]): number {
 }
 
 function startupError(e: unknown): number {
-  if (e instanceof ConfigError) {
+  if (e instanceof ConfigError || e instanceof StartupError) {
     process.stderr.write(e.message + '\n');
     return e.exitCode;
+  }
+  if (e instanceof PersistError) {
+    // The first start on a state directory writes the new identity.
+    process.stderr.write(`sevd: ${e.message}\n`);
+    return 2;
   }
   if (e instanceof StateFileError) {
     process.stderr.write(`sevd: ${e.message}\n`);
@@ -46,7 +53,7 @@ async function main(): Promise<number> {
     }
     const { config, source } = loadConfig(flags);
     const log = pino({ level: config.logLevel, base: { pid: process.pid } });
-    daemon = new Daemon(config, log, source);
+    daemon = await Daemon.open(config, log, source);
     await daemon.start();
   } catch (e) {
     return startupError(e);

@@ -70,6 +70,9 @@ export function parseFlags(argv: string[]): CliFlags {
 function configJsonSchema(): Record<string, unknown> {
   const guestSpec = toJsonSchema(compiledSchema(schema, 'control', parseVersion('9.2.0')).resolve('GuestSpec'));
   const u = (max: number) => ({ type: 'integer', minimum: 0, maximum: max });
+  const absDir = { type: 'string', minLength: 1 };
+  const dirList = { type: 'array', items: absDir };
+  const account = { anyOf: [{ type: 'null' }, { type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]*$' }] };
   return {
     type: 'object',
     additionalProperties: false,
@@ -78,7 +81,7 @@ function configJsonSchema(): Record<string, unknown> {
       stateDir: { type: 'string', minLength: 1 },
       qemuVersion: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+$' },
       socketMode: u(0o777),
-      socketGroup: { anyOf: [{ type: 'null' }, { type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]*$' }] },
+      socketGroup: account,
       logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
       websocket: {
         anyOf: [
@@ -90,6 +93,13 @@ function configJsonSchema(): Record<string, unknown> {
               host: { type: 'string', minLength: 1 },
               port: u(65535),
               token: { type: ['string', 'null'], minLength: 1 },
+              tokens: {
+                type: 'array',
+                items: {
+                  type: 'object', additionalProperties: false, required: ['token', 'access'],
+                  properties: { token: { type: 'string', minLength: 1 }, access: { enum: ['full', 'read-only'] } },
+                },
+              },
               allowedOrigins: { type: 'array', items: { type: 'string' } },
               tls: {
                 anyOf: [
@@ -125,6 +135,17 @@ function configJsonSchema(): Record<string, unknown> {
           negotiationTimeoutMs: { type: 'integer', minimum: 0 },
         },
       },
+      paths: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          images: dirList, inputs: dirList,
+          dumps: { anyOf: [{ type: 'null' }, absDir, dirList] },
+          migration: { anyOf: [{ type: 'null' }, absDir, dirList] },
+          confine: { enum: ['websocket', 'all', 'none'] },
+        },
+      },
+      user: account, group: account,
       guests: { type: 'array', items: guestSpec },
     },
   };
@@ -155,6 +176,7 @@ export function validateConfig(raw: unknown, source: string): SevdConfig {
     websocket: ws === false ? false : { ...(DEFAULT_CONFIG.websocket as object), ...ws } as SevdConfig['websocket'],
     platform: { ...DEFAULT_CONFIG.platform, ...r.platform },
     limits: { ...DEFAULT_CONFIG.limits, ...r.limits },
+    paths: { ...DEFAULT_CONFIG.paths, ...r.paths },
     guests: r.guests ?? DEFAULT_CONFIG.guests,
   };
 }

@@ -15,6 +15,8 @@ export interface WebSocketConfig {
   host: string;
   port: number;
   token: string | null;
+  /** Further tokens with their access (interface §14). */
+  tokens: { token: string; access: 'full' | 'read-only' }[];
   allowedOrigins: string[];
   /** PEM files for HTTPS/WSS; null serves plain HTTP/WS. */
   tls: { cert: string; key: string } | null;
@@ -29,6 +31,15 @@ export interface LimitsConfig {
   negotiationTimeoutMs: number;
 }
 
+/** Which files monitor clients may name (interface §14). null: under the state directory. */
+export interface PathsConfig {
+  images: string[];
+  inputs: string[];
+  dumps: string | string[] | null;
+  migration: string | string[] | null;
+  confine: 'websocket' | 'all' | 'none';
+}
+
 export interface SevdConfig {
   runDir: string;
   stateDir: string;
@@ -40,6 +51,10 @@ export interface SevdConfig {
   websocket: WebSocketConfig | false;
   platform: PlatformConfig;
   limits: LimitsConfig;
+  paths: PathsConfig;
+  /** Started as root: the user and group to run as once sockets and directories exist. */
+  user: string | number | null;
+  group: string | number | null;
   guests: Record<string, unknown>[];
 }
 
@@ -50,7 +65,7 @@ export const DEFAULT_CONFIG: SevdConfig = {
   socketMode: 0o600,
   socketGroup: null,
   logLevel: 'info',
-  websocket: { host: '127.0.0.1', port: 4445, token: null, allowedOrigins: [], tls: null },
+  websocket: { host: '127.0.0.1', port: 4445, token: null, tokens: [], allowedOrigins: [], tls: null },
   platform: {
     generation: 'milan', apiMajor: 1, apiMinor: 55, build: 21,
     cbitpos: 51, reducedPhysBits: 1, maxGuests: 509, minSevAsid: 1, seed: null,
@@ -59,5 +74,8 @@ export const DEFAULT_CONFIG: SevdConfig = {
     maxPendingCommands: 64, maxConsecutiveErrors: 2000, maxMessageBytes: 64 * 1024 * 1024,
     maxConnections: 4096, maxConnectionsPerMonitor: 256, negotiationTimeoutMs: 60000,
   },
+  paths: { images: ['/usr/share/OVMF', '/usr/share/qemu'], inputs: [], dumps: null, migration: null, confine: 'websocket' },
+  user: null,
+  group: null,
   guests: [{ name: 'demo', memory: '512M', paused: true, 'sev-guest': { policy: 1 } }],
 };

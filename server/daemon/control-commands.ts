@@ -3,9 +3,11 @@ import type { Handler } from '../dispatch/dispatcher.js';
 import { commonHandlers } from '../dispatch/common-commands.js';
 import { sevPlatformHandlers, type SevHostContext } from './sev-platform-commands.js';
 import type { GuestRegistry } from './registry.js';
+import type { PathPolicy } from '../confinement/paths.js';
 
 export interface ControlContext extends SevHostContext {
   registry: GuestRegistry;
+  paths: PathPolicy;
   requestShutdown(reason: 'host-qmp-quit'): void;
 }
 
@@ -16,8 +18,8 @@ export function controlHandlers(): Record<string, Handler<ControlContext>> {
     quit: (_a, ctx) => {
       setImmediate(() => ctx.requestShutdown('host-qmp-quit'));
     },
-    'guest-add': async (args, { registry }) => {
-      await registry.add(args, { persist: true });
+    'guest-add': async (args, { registry, paths, session }) => {
+      await registry.add(args, { persist: true, paths: (kind, name) => paths.resolve(kind, name, session.access.origin) });
     },
     'guest-del': async (args, { registry }) => {
       await registry.del(args['name'] as string);

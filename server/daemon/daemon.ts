@@ -2,8 +2,6 @@
  * The daemon: the control monitor and its socket, the WebSocket listener, the guest
  * registry, start-up from the config and an orderly shutdown.
  */
-import { mkdir } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { schema } from '../../schema/index.js';
@@ -33,6 +31,8 @@ import { GuestFirmware } from '../firmware/guest-firmware.js';
 import { SendReceive } from '../firmware/send-receive.js';
 import { MemoryController } from '../memory/memory-controller.js';
 import { AsidPool } from '../sev/asid-pool.js';
+import { PathPolicy, type FileKind } from '../confinement/paths.js';
+import { prepareHost, type HostSetup } from './host-setup.js';
 
 export const SEVD_VERSION = '0.1.0';
 
@@ -45,13 +45,18 @@ function socketGid(group: string | number | null): { gid?: number } {
   }
 }
 
-function readTlsFile(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new ConfigError(`sevd: $.websocket.tls.${what}: cannot read '${path}': ${(e as Error).message}`);
-  }
-}
+const absolute = (c: SevdConfig): SevdConfig => ({
+  ...c,
+  runDir: resolve(c.runDir),
+  stateDir: resolve(c.stateDir),
+  paths: {
+    ...c.paths,
+    images: c.paths.images.map((d) => resolve(d)),
+    inputs: c.paths.inputs.map((d) => resolve(d)),
+    dumps: c.paths.dumps === null ? null : [c.paths.dumps].flat().map((d) => resolve(d)),
+    migration: c.paths.migration === null ? null : [c.paths.migration].flat().map((d) => resolve(d)),
+  },
+});
 
 export class Daemon {
   readonly host: HostContext;
@@ -66,8 +71,23 @@ export class Daemon {
   readonly done: Promise<void>;
   private resolveDone!: () => void;
 
-  constructor(config: SevdConfig, private readonly log: Logger, private readonly source = 'embedded default') {
-    config = { ...config, runDir: resolve(config.runDir), stateDir: resolve(config.stateDir) };
+  /**
+   * Locks the directories, becomes the configured user, then builds the daemon (whose
+   * platform reads and may write the NV state): nothing is touched by a daemon that is
+   * refused.
+   */
+  static async open(config: SevdConfig, log: Logger, source = 'embedded default'): Promise<Daemon> {
+    config = absolute(config);
+    const setup = await prepareHost(config);
+    try {
+      return new Daemon(config, log, source, setup);
+    } catch (e) {
+      await Promise.all(setup.locks.map((l) => l.release()));
+      throw e;
+    }
+  }
+
+  private constructor(config: SevdConfig, private readonly log: Logger, private readonly source: string, private readonly setup: HostSetup) {
     const version = parseVersion(config.qemuVersion);
     const p = config.platform;
     const platform = new Platform({
@@ -103,6 +123,7 @@ export class Daemon {
       },
       socketOwner: { mode: config.socketMode, ...socketGid(config.socketGroup) },
       budget: new ConnectionBudget({ total: config.limits.maxConnections, perMonitor: config.limits.maxConnectionsPerMonitor }),
+      paths: new PathPolicy(setup.dirs, config.paths.confine),
       log,
     };
     this.registry = new GuestRegistry(this.host);
@@ -110,7 +131,9 @@ export class Daemon {
     this.control = new Monitor({
       kind: 'control',
       dispatcher: new Dispatcher(compiledSchema(schema, 'control', version), controlHandlers()),
-      context: { registry: this.registry, requestShutdown: (r) => void this.shutdown(r), sev: this.host.sev, cbitpos: config.platform.cbitpos },
+      context: {
+        registry: this.registry, requestShutdown: (r) => void this.shutdown(r), sev: this.host.sev, cbitpos: config.platform.cbitpos, paths: this.host.paths,
+      },
       version,
       packageName: this.host.packageName,
       limits: this.host.sessionLimits,
@@ -132,8 +155,6 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { config } = this.host;
-    await mkdir(config.runDir, { recursive: true, mode: 0o700 });
-    await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     await this.startGuests();
     await this.restoreGuests();
     if (config.websocket) {
@@ -142,11 +163,12 @@ export class Daemon {
         host: ws.host,
         port: ws.port,
         token: ws.token,
+        tokens: ws.tokens,
         allowedOrigins: ws.allowedOrigins,
         route: (path) => this.route(path),
         budget: this.host.budget,
         metrics: () => metrics.render(),
-        tls: ws.tls ? { cert: readTlsFile(ws.tls.cert, 'cert'), key: readTlsFile(ws.tls.key, 'key') } : null,
+        tls: this.setup.tls,
       });
       this.wsUrl = await this.ws.listen();
     }
@@ -164,7 +186,7 @@ export class Daemon {
     for (const [i, raw] of this.host.config.guests.entries()) {
       try {
         const args = new InputVisitor().visitArguments(specType, fromPlain(raw) as Map<string, never>);
-        await this.registry.add(args);
+        await this.registry.add(args, { paths: this.configPaths });
       } catch (e) {
         await this.registry.delAll('host-signal');
         if (e instanceof SpecError) throw new ConfigError(`sevd: ${this.source}: $.guests[${i}].${e.member}: ${e.desc}`);
@@ -184,13 +206,15 @@ export class Daemon {
       if (this.registry.get(name)) continue;
       try {
         const args = new InputVisitor().visitArguments(specType, fromPlain({ ...spec, paused: true }) as Map<string, never>);
-        await this.registry.add(args);
-        this.registry.markPersisted(name);
+        await this.registry.add(args, { paths: this.configPaths });
       } catch (e) {
         this.log.warn({ guest: name, error: e instanceof Error ? e.message : String(e) }, 'guest definition not restored');
       }
     }
   }
+
+  /** Guests from the config and restored definitions are the operator's: not confined. */
+  private readonly configPaths = (kind: FileKind, name: string) => this.host.paths.resolve(kind, name, 'config');
 
   private route(path: string): { monitor: Monitor<any>; agent: boolean } | undefined {
     if (path === '/qmp') return { monitor: this.control, agent: false };
@@ -207,6 +231,8 @@ export class Daemon {
       await this.controlListener?.close();
       await this.ws?.close();
       await this.registry.delAll(reason === 'host-qmp-quit' ? 'host-signal' : reason);
+      this.host.sevHost.memory.stopHelper();
+      await Promise.all(this.setup.locks.map((l) => l.release()));
       this.resolveDone();
     })();
     return this.stopping;

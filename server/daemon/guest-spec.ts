@@ -7,10 +7,16 @@ import { QmpError } from '../qmp/errors.js';
 import { GUEST_NAME_PATTERN } from '../../schema/control.js';
 import { parseMemorySize } from '../guest/layout.js';
 import { builtinFirmware } from '../guest/builtin-firmware.js';
-import { strerror } from '../guest/strerror.js';
+import { strerror } from '../util/strerror.js';
 import type { GuestConfig } from '../guest/guest.js';
 import type { Args } from '../dispatch/dispatcher.js';
 import type { SevGuestSpec } from '../sev/sev-guest.js';
+import type { FileKind } from '../confinement/paths.js';
+import { parseMigrationUri } from '../migration/uri.js';
+
+/** Checks a file name the spec gives and returns the path to open (interface §14). */
+export type PathResolver = (kind: FileKind, name: string) => string;
+const asGiven: PathResolver = (_k, name) => name;
 
 const NAME_RE = new RegExp(GUEST_NAME_PATTERN);
 const DEFAULT_MEMORY = 512 * 1024 * 1024;
@@ -47,7 +53,13 @@ async function readFirmware(path: string): Promise<Buffer> {
   return image;
 }
 
-export async function normalizeGuestSpec(a: Args): Promise<NormalizedSpec> {
+/**
+ * Every file name in the spec is checked by `paths` before any file is opened; the spec
+ * is returned with the resolved names (what is persisted, so a restart opens the same
+ * files).
+ */
+export async function normalizeGuestSpec(raw: Args, paths: PathResolver = asGiven): Promise<{ spec: NormalizedSpec; persistable: Args }> {
+  const a = resolveFileNames(raw, paths);
   const name = a['name'] as string;
   if (!NAME_RE.test(name)) {
     throw new SpecError('name', `Invalid guest name '${name}': use 1 to 64 of A-Z a-z 0-9 _ . -`);
@@ -89,7 +101,7 @@ export async function normalizeGuestSpec(a: Args): Promise<NormalizedSpec> {
         kernelHashes: sevArgs['kernel-hashes'] === true,
       }
     : null;
-  return {
+  const spec: NormalizedSpec = {
     config: {
       name,
       memoryBytes,
@@ -103,4 +115,27 @@ export async function normalizeGuestSpec(a: Args): Promise<NormalizedSpec> {
     },
     sev,
   };
+  return { spec, persistable: a };
+}
+
+/** A copy of the spec with each file name replaced by what `paths` makes of it. */
+function resolveFileNames(a: Args, paths: PathResolver): Args {
+  const out: Args = { ...a };
+  for (const m of ['firmware', 'kernel', 'initrd'] as const) {
+    if (typeof a[m] === 'string') out[m] = paths('images', a[m] as string);
+  }
+  const incoming = parseMigrationUri(str(a['incoming']) ?? '');
+  if (incoming && incoming.kind !== 'tcp') {
+    const path = paths('migration', incoming.path);
+    if (path !== incoming.path) out['incoming'] = `${incoming.kind}:${path}`;
+  }
+  const sev = a['sev-guest'] as Args | undefined;
+  if (sev) {
+    const s: Args = { ...sev };
+    for (const m of ['dh-cert-file', 'session-file'] as const) {
+      if (typeof sev[m] === 'string') s[m] = paths('inputs', sev[m] as string);
+    }
+    out['sev-guest'] = s;
+  }
+  return out;
 }

@@ -1,25 +1,30 @@
 /**
- * Guest definitions added with guest-add survive a crash or restart (written atomically on
- * every change). After a restart they come back as a rebooted host would have them: defined,
- * paused in prelaunch with a fresh launch, their old memory and keys gone.
+ * Guest definitions added with guest-add survive a crash or restart. Each change is
+ * written all-or-nothing before it takes effect in memory: a failed write throws
+ * PersistError and leaves both the file and the remembered set as they were. After a
+ * restart the guests come back as a rebooted host would have them: defined, paused in
+ * prelaunch with a fresh launch, their old memory and keys gone.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../util/atomic-file.js';
+import { replaceStateFile } from '../util/state-file.js';
+import { stateIo } from '../util/state-io.js';
 
 const FILE = 'guests.json';
 const FORMAT = 'sevd-guests/1';
 
+type Spec = Record<string, unknown>;
+
 export class GuestStore {
-  private readonly specs = new Map<string, Record<string, unknown>>();
+  private specs = new Map<string, Spec>();
   private readonly path: string;
 
   constructor(stateDir: string) {
     this.path = join(stateDir, FILE);
-    if (!existsSync(this.path)) return;
-    let doc: { format?: string; guests?: Record<string, unknown>[] };
+    const text = stateIo.read(this.path);
+    if (text === undefined) return;
+    let doc: { format?: string; guests?: Spec[] };
     try {
-      doc = JSON.parse(readFileSync(this.path, 'utf8'));
+      doc = JSON.parse(text);
     } catch (e) {
       throw new Error(`guest definitions ${this.path} are damaged (${(e as Error).message})`);
     }
@@ -27,21 +32,28 @@ export class GuestStore {
     for (const g of doc.guests) this.specs.set(String(g['name']), g);
   }
 
-  list(): Record<string, unknown>[] {
+  list(): Spec[] {
     return [...this.specs.values()];
   }
 
-  put(spec: Record<string, unknown>): void {
-    this.specs.set(String(spec['name']), spec);
-    this.save();
+  has(name: string): boolean {
+    return this.specs.has(name);
+  }
+
+  put(spec: Spec): void {
+    this.commit(new Map(this.specs).set(String(spec['name']), spec));
   }
 
   remove(name: string): void {
-    if (this.specs.delete(name)) this.save();
+    if (!this.specs.has(name)) return;
+    const next = new Map(this.specs);
+    next.delete(name);
+    this.commit(next);
   }
 
-  private save(): void {
-    const text = JSON.stringify({ format: FORMAT, guests: [...this.specs.values()] }, (_k, v) => (typeof v === 'bigint' ? Number(v) : v), 1);
-    writeFileAtomic(this.path, text + '\n');
+  private commit(next: Map<string, Spec>): void {
+    const text = JSON.stringify({ format: FORMAT, guests: [...next.values()] }, (_k, v) => (typeof v === 'bigint' ? Number(v) : v), 1);
+    replaceStateFile(this.path, text + '\n');
+    this.specs = next;
   }
 }

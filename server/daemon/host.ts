@@ -5,6 +5,7 @@ import type { SessionLimits } from '../qmp/session.js';
 import type { SevDevice } from '../firmware/sev-device.js';
 import type { SevHost } from '../sev/sev-host.js';
 import type { ConnectionBudget } from '../transport/connection-budget.js';
+import type { PathPolicy } from '../confinement/paths.js';
 
 export interface HostContext {
   config: SevdConfig;
@@ -18,5 +19,7 @@ export interface HostContext {
   budget: ConnectionBudget;
   /** Unix socket file mode and owning group. */
   socketOwner: { mode: number; gid?: number };
-  log: { debug(obj: object, msg: string): void; isLevelEnabled?(level: string): boolean };
+  /** Which files monitor clients may name. */
+  paths: PathPolicy;
+  log: { debug(obj: object, msg: string): void; warn?(obj: object, msg: string): void; isLevelEnabled?(level: string): boolean };
 }

@@ -1,10 +1,21 @@
-/** The guest registry: names are unique; a guest exists only once its launch flow ran. */
+/**
+ * The guest registry: names are unique; a guest exists only once its launch flow ran.
+ * Definitions added over QMP are persisted before the guest appears and forgotten before
+ * it goes: when the write fails, the command fails and nothing changes.
+ */
 import { QmpError } from '../qmp/errors.js';
-import { normalizeGuestSpec } from './guest-spec.js';
+import { normalizeGuestSpec, type PathResolver } from './guest-spec.js';
 import { Vm } from './vm.js';
 import type { HostContext } from './host.js';
 import type { Args } from '../dispatch/dispatcher.js';
 import type { GuestStore } from './guest-store.js';
+
+export interface AddOptions {
+  /** Remember the definition across restarts (guest-add). */
+  persist?: boolean;
+  /** How the spec's file names are checked (confinement, interface §14). */
+  paths?: PathResolver;
+}
 
 export class GuestRegistry {
   private readonly vms = new Map<string, Vm>();
@@ -13,14 +24,8 @@ export class GuestRegistry {
 
   /** Guests added over QMP are remembered here (config guests come from the config). */
   store: GuestStore | null = null;
-  private readonly persisted = new Set<string>();
 
   constructor(private readonly host: HostContext) {}
-
-  /** A restored guest: its definition stays remembered (guest-del forgets it). */
-  markPersisted(name: string): void {
-    this.persisted.add(name);
-  }
 
   get size(): number {
     return this.vms.size;
@@ -34,39 +39,54 @@ export class GuestRegistry {
     return this.vms.get(name);
   }
 
-  async add(args: Args, opts: { persist?: boolean } = {}): Promise<Vm> {
-    const spec = await normalizeGuestSpec(args);
+  async add(args: Args, opts: AddOptions = {}): Promise<Vm> {
+    const { spec, persistable } = await normalizeGuestSpec(args, opts.paths);
     const name = spec.config.name;
     if (this.vms.has(name) || this.reserved.has(name)) throw QmpError.generic(`Guest '${name}' already exists`);
     this.reserved.add(name);
     try {
-      const vm = new Vm(spec, this.host, (v) => void this.remove(v));
-      await vm.open();
-      this.vms.set(name, vm);
-      if (opts.persist && this.store) {
-        this.store.put(args as Record<string, unknown>);
-        this.persisted.add(name);
+      // The constructor only checks (QEMU's startup checks); open() creates.
+      const vm = new Vm(spec, this.host, (v) => this.exited(v));
+      const store = opts.persist ? this.store : null;
+      store?.put(persistable);
+      try {
+        await vm.open();
+      } catch (e) {
+        this.forget(name);
+        throw e;
       }
+      this.vms.set(name, vm);
       return vm;
     } finally {
       this.reserved.delete(name);
     }
   }
 
-  private async remove(vm: Vm, forget = true): Promise<void> {
+  /** The guest went away by itself (quit, poweroff): its definition goes with it. */
+  private exited(vm: Vm): void {
     if (this.vms.get(vm.name) !== vm) return;
     this.vms.delete(vm.name);
-    if (forget && this.persisted.delete(vm.name)) this.store?.remove(vm.name);
-    await vm.close();
+    this.forget(vm.name);
+    void vm.close();
+  }
+
+  /** Best effort where the guest is already gone: a failed write is logged, the definition stays. */
+  private forget(name: string): void {
+    try {
+      this.store?.remove(name);
+    } catch (e) {
+      this.host.log.warn?.({ guest: name, error: (e as Error).message }, 'guest definition could not be forgotten');
+    }
   }
 
   /** `forget`: also drop a remembered definition (guest-del); a daemon shutdown keeps them. */
   async del(name: string, reason: 'host-qmp-quit' | 'host-signal' = 'host-signal', forget = true): Promise<void> {
     const vm = this.vms.get(name);
     if (!vm) throw QmpError.generic(`Guest '${name}' not found`);
-    // Out of the registry first, so the guest's own exit hook finds nothing left to do.
+    // Forgotten on disk first: if that fails, the guest stays as it was.
+    if (forget) this.store?.remove(name);
+    // Out of the registry next, so the guest's own exit hook finds nothing left to do.
     this.vms.delete(name);
-    if (forget && this.persisted.delete(name)) this.store?.remove(name);
     vm.guest.terminate(reason);
     await vm.close();
   }

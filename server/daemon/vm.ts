@@ -55,7 +55,7 @@ export class Vm {
       const { pdh, certs } = host.sev.pdhCertExport();
       const root = host.sev.platform.emulatedRoot;
       return { pdh, platCerts: certs, amdCerts: Buffer.concat([root.ask, root.ark]) };
-    }, atLeast(version, '9.0.0'));
+    }, atLeast(version, '9.0.0'), host.paths);
     const vmm: GuestVmm = {
       beforeFirstRun: () => sev?.beforeFirstRun(),
       // A context that was sent away never runs again here (qmp-protocol.md §17.6).
@@ -82,7 +82,7 @@ export class Vm {
     guest.monitor = new Monitor({
       kind: 'guest',
       dispatcher: guestDispatcher,
-      context: { guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos, sevGuest: sev, migration: this.migration },
+      context: { guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos, sevGuest: sev, migration: this.migration, paths: host.paths },
       version,
       packageName: host.packageName,
       limits,
@@ -116,7 +116,8 @@ export class Vm {
     const incoming = this.spec.config.incoming;
     if (incoming && incoming !== 'defer') {
       try {
-        await this.migration.startIncoming(incoming, false);
+        // Already checked with the rest of the spec by whoever added the guest.
+        await this.migration.startIncoming(incoming, false, 'config');
       } catch (e) {
         await this.close();
         throw e;

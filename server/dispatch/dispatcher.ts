@@ -10,6 +10,13 @@ import { shapeOutput } from './output-shaper.js';
 import { introspect } from './introspect.js';
 import { atLeast } from './version.js';
 import type { CompiledSchema, RCommand } from './compiled-schema.js';
+import { QmpError } from '../qmp/errors.js';
+import { PersistError } from '../util/state-file.js';
+
+/** A state write that failed (disk full, I/O error, read-only): the command failed, nothing changed. */
+function persistFailure(e: unknown): never {
+  throw e instanceof PersistError ? QmpError.generic(e.message) : e;
+}
 
 export type Args = { [k: string]: Native };
 export type HandlerResult = OutValue | undefined | void;
@@ -49,8 +56,13 @@ export class Dispatcher<C> {
     const entry = this.table.get(name);
     if (!entry) throw new Error(`sevd bug: dispatch of unknown command ${name}`);
     const args = new InputVisitor(this.visitorOpts).visitArguments(entry.cmd.args, rawArgs);
-    const result = entry.handler(args, ctx);
-    if (result instanceof Promise) return result.then((r) => this.shape(entry.cmd, r));
+    let result;
+    try {
+      result = entry.handler(args, ctx);
+    } catch (e) {
+      persistFailure(e);
+    }
+    if (result instanceof Promise) return result.then((r) => this.shape(entry.cmd, r), persistFailure);
     return this.shape(entry.cmd, result);
   }
 

@@ -1,13 +1,13 @@
 /**
- * The firmware's non-volatile state in the state directory: written atomically (temporary
- * file, fsync, rename, fsync of the directory) with a checksum, so a crash at any point
+ * The firmware's non-volatile state in the state directory: replaced all-or-nothing
+ * (util/state-file.ts) with a checksum, so a crash at any point
  * leaves either the old or the new identity, and a damaged file is an error at start-up,
  * never a silent new identity.
  */
-import { readFileSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../util/atomic-file.js';
+import { replaceStateFile } from '../util/state-file.js';
+import { stateIo } from '../util/state-io.js';
 
 export const STATE_FILE = 'platform.json';
 const FORMAT = 'sevd-platform-state/1';
@@ -33,10 +33,11 @@ const checksum = (body: string) => createHash('sha256').update(body).digest('hex
 
 export function readNvState(stateDir: string): NvState | undefined {
   const path = join(stateDir, STATE_FILE);
-  if (!existsSync(path)) return undefined;
+  const text = stateIo.read(path);
+  if (text === undefined) return undefined;
   let doc: { format?: string; checksum?: string; state?: NvState };
   try {
-    doc = JSON.parse(readFileSync(path, 'utf8'));
+    doc = JSON.parse(text);
   } catch (e) {
     throw new StateFileError(`platform state ${path} is damaged (not JSON: ${(e as Error).message}); refusing to start with a new identity — restore it or remove it deliberately`);
   }
@@ -46,7 +47,8 @@ export function readNvState(stateDir: string): NvState | undefined {
   return doc.state;
 }
 
+/** Throws PersistError (and leaves the old file) when the write fails. */
 export function writeNvState(stateDir: string, state: NvState): void {
   const text = JSON.stringify({ format: FORMAT, checksum: checksum(JSON.stringify(state)), state }, null, 1) + '\n';
-  writeFileAtomic(join(stateDir, STATE_FILE), text);
+  replaceStateFile(join(stateDir, STATE_FILE), text);
 }

@@ -1,17 +1,19 @@
 /** Handlers of a guest's QMP monitor (interface.md §7): run state, HMP, memory dumps. */
-import { open } from 'node:fs/promises';
 import type { Handler } from '../dispatch/dispatcher.js';
 import { commonHandlers, type SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
 import { QmpError } from '../qmp/errors.js';
 import type { Guest } from './guest.js';
 import { runHmp } from './hmp.js';
-import { strerror } from './strerror.js';
+import { strerror } from '../util/strerror.js';
+import type { PathPolicy } from '../confinement/paths.js';
 
 export interface GuestContext extends SessionContext {
   guest: Guest;
   /** The VMM layer's hooks (SEV launch finish, info sev); absent for plain guests. */
   vmm: GuestVmm;
+  /** Where dumps may be written (confinement). */
+  paths: PathPolicy;
 }
 
 export interface GuestVmm {
@@ -25,11 +27,13 @@ export interface GuestVmm {
 
 const DUMP_CHUNK = 1 << 20;
 
-async function dumpMemory(vmm: GuestVmm, start: number, size: number, filename: string): Promise<void> {
+async function dumpMemory(ctx: GuestContext, start: number, size: number, filename: string): Promise<void> {
+  const { vmm, paths, session } = ctx;
   let fh;
   try {
-    fh = await open(filename, 'w', 0o600);
+    fh = await paths.openForWrite('dumps', filename, session.access.origin);
   } catch (e) {
+    if (e instanceof QmpError) throw e;
     throw QmpError.generic(`Could not open '${filename}': ${strerror(e)}`);
   }
   try {
@@ -76,7 +80,8 @@ export function guestHandlers(): Record<string, Handler<GuestContext>> {
     },
     'human-monitor-command': (args, { guest, vmm }) =>
       runHmp({ guest, sevInfoLines: () => vmm.sevInfoLines(), hostRead: (g, l) => vmm.hostRead(g, l) }, args['command-line'] as string),
-    memsave: async (args, { guest, vmm }) => {
+    memsave: async (args, ctx) => {
+      const { guest } = ctx;
       if (args['cpu-index'] !== undefined && args['cpu-index'] !== 0) {
         throw QmpError.generic("Parameter 'cpu-index' expects a CPU number");
       }
@@ -85,12 +90,12 @@ export function guestHandlers(): Record<string, Handler<GuestContext>> {
       if (size < 0 || (size > 0 && !guest.memory.regionOf(val, size))) {
         throw QmpError.generic(`Invalid addr 0x${hex16(args['val'])}/size ${String(args['size'])} specified`);
       }
-      await dumpMemory(vmm, val, size, args['filename'] as string);
+      await dumpMemory(ctx, val, size, args['filename'] as string);
     },
-    pmemsave: async (args, { vmm }) => {
+    pmemsave: async (args, ctx) => {
       const { val, size } = addrArgs(args);
       if (size < 0) throw QmpError.generic(`Invalid parameter 'size'`);
-      await dumpMemory(vmm, val, size, args['filename'] as string);
+      await dumpMemory(ctx, val, size, args['filename'] as string);
     },
   };
 }

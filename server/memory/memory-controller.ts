@@ -107,6 +107,12 @@ export class MemoryController {
     this.helper();
   }
 
+  /** Ends the helper thread (daemon shutdown); a later batch starts a new one. */
+  stopHelper(): void {
+    void this.#worker?.terminate();
+    this.#worker = undefined;
+  }
+
   private helper(): Worker {
     if (!this.#worker) {
       this.#worker = new Worker(new URL('./encrypt-worker.js', import.meta.url));

@@ -25,8 +25,8 @@ export function migrationHandlers<C extends MigrationContext>(): Record<string, 
       const names = t.kind === 'enum' ? t.values : [];
       return names.map((capability: string) => ({ capability, state: migration.state.capabilities.get(capability) === true }));
     },
-    migrate: (args, { migration }) => migration.migrate(args['uri'] as string | undefined),
-    'migrate-incoming': (args, { migration }) => migration.startIncoming(args['uri'] as string | undefined, true),
+    migrate: (args, { migration, session }) => migration.migrate(args['uri'] as string | undefined, session.access.origin),
+    'migrate-incoming': (args, { migration, session }) => migration.startIncoming(args['uri'] as string | undefined, true, session.access.origin),
     migrate_cancel: (_a, { migration }) => migration.cancel(),
     'query-migrate': (_a, { migration }) => migration.state.info() as OutValue,
   };

@@ -15,7 +15,7 @@ import type { MigrationState } from './migration-state.js';
 import { encodeHeader, encodeRecord, encryptedRecordSize, writeEncryptedRecord, type SendStartBlob, type StreamRecord } from './stream.js';
 import type { OutgoingPacket } from '../firmware/send-receive.js';
 import { PACKET_HEADER_SIZE } from '../firmware/crypto/launch-crypto.js';
-import { openSink, type StreamSink } from './sink.js';
+import { openSink, type FileOpener, type StreamSink } from './sink.js';
 import type { MigrationUri } from './uri.js';
 import { metrics } from '../observability/metrics.js';
 
@@ -45,6 +45,7 @@ export class OutgoingMigration {
     private readonly state: MigrationState,
     private readonly uri: MigrationUri,
     private readonly own: () => OwnCerts,
+    private readonly openFile: FileOpener,
   ) {}
 
   cancel(): void {
@@ -66,7 +67,7 @@ export class OutgoingMigration {
     let before: RunState | null = null;
     try {
       const start = this.sev ? this.sendStart() : undefined;
-      this.sink = await openSink(this.uri);
+      this.sink = await openSink(this.uri, this.openFile);
       this.check();
       st.setupTime = Date.now() - st.startedAt;
       st.setStatus('active');

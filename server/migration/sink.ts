@@ -1,7 +1,10 @@
 /** Where an outgoing stream goes (a socket or a file), with backpressure and the target's acknowledgement. */
 import net from 'node:net';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { MigrationUri } from './uri.js';
+
+/** Opens a file: URI's file for writing (the caller decides where it may be). */
+export type FileOpener = (path: string) => Promise<FileHandle>;
 
 export interface StreamSink {
   write(b: Buffer): Promise<void>;
@@ -12,9 +15,9 @@ export interface StreamSink {
 
 export const ACK = 0x06;
 
-export async function openSink(uri: MigrationUri): Promise<StreamSink> {
+export async function openSink(uri: MigrationUri, openFile: FileOpener): Promise<StreamSink> {
   if (uri.kind === 'file') {
-    const fh: FileHandle = await open(uri.path, 'w', 0o600);
+    const fh: FileHandle = await openFile(uri.path);
     return {
       write: async (b) => {
         await fh.write(b);

@@ -7,6 +7,7 @@ import { MigrationState } from './migration-state.js';
 import { OutgoingMigration, type OwnCerts } from './outgoing.js';
 import { IncomingMigration } from './incoming.js';
 import { parseMigrationUri, type MigrationUri } from './uri.js';
+import type { Origin, PathPolicy } from '../confinement/paths.js';
 
 export class VmMigration {
   readonly state: MigrationState;
@@ -15,23 +16,30 @@ export class VmMigration {
   /** Resolves when the current outgoing run ends (tests, shutdown). */
   running: Promise<void> = Promise.resolve();
 
-  constructor(private readonly guest: Guest, private readonly sev: SevGuest | null, private readonly own: () => OwnCerts, private readonly modernUriErrors: boolean) {
+  constructor(
+    private readonly guest: Guest,
+    private readonly sev: SevGuest | null,
+    private readonly own: () => OwnCerts,
+    private readonly modernUriErrors: boolean,
+    private readonly paths: PathPolicy,
+  ) {
     this.state = new MigrationState((event, data) => guest.monitor?.emitEvent(event, data as OutValue));
     this.incoming = new IncomingMigration(guest, sev, this.state);
   }
 
-  private uri(text: string): MigrationUri {
+  /** Parsed, with a file: or unix: path checked against the migration directories. */
+  private uri(text: string, origin: Origin): MigrationUri {
     const u = parseMigrationUri(text);
     if (!u) throw QmpError.generic(this.modernUriErrors ? `unknown migration protocol: ${text}` : "Parameter 'uri' expects a valid migration protocol");
-    return u;
+    return u.kind === 'tcp' ? u : { ...u, path: this.paths.resolve('migration', u.path, origin) };
   }
 
-  migrate(uriText: string | undefined): void {
+  migrate(uriText: string | undefined, origin: Origin): void {
     if (uriText === undefined) throw QmpError.generic("need either 'uri' or 'channels' argument");
     if (this.state.active) throw QmpError.generic("There's a migration process in progress");
     if (this.guest.runState === 'inmigrate') throw QmpError.generic('Guest is waiting for an incoming migration');
-    const uri = this.uri(uriText);
-    this.outgoing = new OutgoingMigration(this.guest, this.sev, this.state, uri, this.own);
+    const uri = this.uri(uriText, origin);
+    this.outgoing = new OutgoingMigration(this.guest, this.sev, this.state, uri, this.own, (p) => this.paths.openForWrite('migration', p, origin));
     this.running = this.outgoing.run();
   }
 
@@ -39,13 +47,14 @@ export class VmMigration {
     this.outgoing?.cancel();
   }
 
-  async startIncoming(uriText: string | undefined, fromCommand: boolean): Promise<void> {
+  /** `origin`: who named the URI (a guest's `incoming` from the config is the operator's). */
+  async startIncoming(uriText: string | undefined, fromCommand: boolean, origin: Origin): Promise<void> {
     if (fromCommand) {
       if (this.guest.runState !== 'inmigrate') throw QmpError.generic("'-incoming' was not specified on the command line");
       if (this.incoming.started) throw QmpError.generic('The incoming migration has already been started');
     }
     if (uriText === undefined) throw QmpError.generic("need either 'uri' or 'channels' argument");
-    await this.incoming.start(this.uri(uriText));
+    await this.incoming.start(this.uri(uriText, origin));
   }
 
   setCapabilities(caps: { capability: string; state: boolean }[]): void {

@@ -28,6 +28,7 @@ export const Errors = {
   negotiationComplete: () => new QmpError('CommandNotFound', 'Capabilities negotiation is already complete, command ignored'),
   capabilityUnavailable: (names: string[]) => QmpError.generic(`Capability ${names.join(', ')} not available`),
   noOob: (name: string) => QmpError.generic(`The command ${name} does not support OOB`),
+  readOnly: (name: string) => QmpError.generic(`Command '${name}' is not allowed with a read-only token`),
   // Argument errors (qapi/qobject-input-visitor.c, qapi-visit-core.c).
   missing: (name: string) => QmpError.generic(`Parameter '${name}' is missing`),
   unexpected: (name: string) => QmpError.generic(`Parameter '${name}' is unexpected`),

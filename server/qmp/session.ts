@@ -10,6 +10,7 @@ import { checkRequest, isOobRequest, type Request } from './request.js';
 import { Errors, QmpError } from './errors.js';
 import type { Monitor } from './monitor.js';
 import { metrics } from '../observability/metrics.js';
+import { readOnlyAllows } from './read-only.js';
 
 let requestSeq = 0;
 
@@ -29,6 +30,12 @@ export interface SessionSink {
   close(): void;
   pause?(): void;
   resume?(): void;
+}
+
+/** Who is on the other end: the transport, and whether its credential only reads. */
+export interface SessionAccess {
+  origin: 'unix' | 'websocket';
+  readOnly: boolean;
 }
 
 export interface CommandContextBase {
@@ -62,7 +69,10 @@ export class QmpSession {
   /** Handler context: the monitor's plus this session, built once. */
   private readonly context: Record<string, unknown>;
 
-  constructor(readonly monitor: Monitor<any>, private readonly sink: SessionSink, opts: { agent?: boolean } = {}) {
+  readonly access: SessionAccess;
+
+  constructor(readonly monitor: Monitor<any>, private readonly sink: SessionSink, opts: { agent?: boolean; access?: SessionAccess } = {}) {
+    this.access = opts.access ?? { origin: 'unix', readOnly: false };
     const limits = monitor.limits;
     this.maxPending = limits.maxPendingCommands ?? 64;
     this.maxErrors = limits.maxConsecutiveErrors ?? 2000;
@@ -252,6 +262,10 @@ export class QmpSession {
     const cmd = negotiating && req.command !== 'qmp_capabilities' ? undefined : dispatcher.lookup(req.command);
     if (!cmd) throw negotiating ? Errors.expectingNegotiation() : Errors.commandNotFound(req.command);
     if (req.oob && !cmd.allowOob) throw Errors.noOob(req.command);
+    if (this.access.readOnly && !readOnlyAllows(req.command, req.arguments)) {
+      metrics.refusals.inc({ reason: 'read-only' });
+      throw Errors.readOnly(req.command);
+    }
     return dispatcher.run(req.command, req.arguments, this.context);
   }
 

@@ -9,7 +9,7 @@ import { fwCall } from './fw-call.js';
 import { Policy } from '../firmware/guest-firmware.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import { QmpError } from '../qmp/errors.js';
-import { strerror } from '../guest/strerror.js';
+import { strerror } from '../util/strerror.js';
 import { buildKernelHashesTable, PADDED_TABLE_SIZE } from '../guest/kernel-hashes.js';
 import { findEntry, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID, SEV_SECRET_BLOCK_GUID } from '../guest/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';

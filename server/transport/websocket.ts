@@ -12,11 +12,14 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Monitor } from '../qmp/monitor.js';
 import { QmpSession } from '../qmp/session.js';
 import type { ConnectionBudget } from './connection-budget.js';
+import { metrics } from '../observability/metrics.js';
 
 export interface WebSocketOptions {
   host: string;
   port: number;
   token: string | null;
+  /** Further tokens, each full or read-only (interface §14). */
+  tokens?: { token: string; access: 'full' | 'read-only' }[];
   allowedOrigins: string[];
   /** Finds the monitor for a path, or undefined (404). */
   route(path: string): { monitor: Monitor<any>; agent: boolean } | undefined;
@@ -54,8 +57,14 @@ export class WebSocketListener {
     },
   });
   private readonly clients = new Set<WebSocket>();
+  /** Every accepted token; empty: no token is needed and every client has full access. */
+  private readonly credentials: { token: string; readOnly: boolean }[];
 
   constructor(private readonly opts: WebSocketOptions) {
+    this.credentials = [
+      ...(opts.token !== null ? [{ token: opts.token, readOnly: false }] : []),
+      ...(opts.tokens ?? []).map((t) => ({ token: t.token, readOnly: t.access === 'read-only' })),
+    ];
     this.app = opts.tls ? (Fastify({ logger: false, https: { cert: opts.tls.cert, key: opts.tls.key } }) as unknown as FastifyInstance) : Fastify({ logger: false });
     this.app.get('/healthz', async () => ({ status: 'ok' }));
     if (opts.metrics) {
@@ -85,23 +94,33 @@ export class WebSocketListener {
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean);
-    if (this.opts.token !== null) {
+    let readOnly = false;
+    if (this.credentials.length > 0) {
       const auth = req.headers['authorization'];
       const bearer = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
       const sub = offered.find((p) => p.startsWith('token.'))?.slice(6);
       const given = bearer ?? sub;
-      if (given === undefined || !tokenMatches(this.opts.token, given)) return reject(socket, 401, 'Unauthorized');
+      // Compared with every token, so the time taken does not tell which one matched.
+      let match: { readOnly: boolean } | undefined;
+      if (given !== undefined) for (const c of this.credentials) if (tokenMatches(c.token, given)) match ??= c;
+      if (!match) return reject(socket, 401, 'Unauthorized');
+      readOnly = match.readOnly;
     }
     const origin = req.headers['origin'];
     if (origin !== undefined && !this.originAllowed(origin, req)) return reject(socket, 403, 'Forbidden');
     const target = this.opts.route(decodeURIComponent(url.pathname));
     if (!target) return reject(socket, 404, 'Not Found');
+    // Whoever talks to the guest agent writes guest memory: never with a read-only token.
+    if (readOnly && target.agent) {
+      metrics.refusals.inc({ reason: 'read-only-agent' });
+      return reject(socket, 403, 'Forbidden');
+    }
     const binary = offered.includes('binary');
     const release = this.opts.budget?.acquire('websocket', target.monitor.sessions.size) ?? (() => undefined);
     if (typeof release === 'string') return reject(socket, 503, 'Service Unavailable');
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       ws.once('close', release);
-      this.attach(ws, target.monitor, target.agent, binary);
+      this.attach(ws, target.monitor, target.agent, binary, readOnly);
     });
   }
 
@@ -111,7 +130,7 @@ export class WebSocketListener {
     return host !== undefined && origin === `${this.opts.tls ? 'https' : 'http'}://${host}`;
   }
 
-  private attach(ws: WebSocket, monitor: Monitor<any>, agent: boolean, binary: boolean): void {
+  private attach(ws: WebSocket, monitor: Monitor<any>, agent: boolean, binary: boolean, readOnly: boolean): void {
     this.clients.add(ws);
     const session = new QmpSession(
       monitor,
@@ -126,7 +145,7 @@ export class WebSocketListener {
         pause: () => (ws as unknown as { _socket?: Duplex })._socket?.pause(),
         resume: () => (ws as unknown as { _socket?: Duplex })._socket?.resume(),
       },
-      { agent },
+      { agent, access: { origin: 'websocket', readOnly } },
     );
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (binary) {
