@@ -10,7 +10,11 @@ COPY clients ./clients
 COPY test ./test
 RUN npx tsc -p tsconfig.json
 
-# Run stage: production dependencies only, non-root.
+# Run stage: production dependencies only, non-root. Run it with a read-only root filesystem
+# and no capabilities; only the two volumes are written (a test mirrors exactly that):
+#   docker run --read-only --cap-drop=ALL --security-opt=no-new-privileges \
+#     -v sevd-run:/run/sevd -v sevd-state:/var/lib/sevd -p 127.0.0.1:4445:4445 sevd
+# and set a WebSocket token in the config before publishing the port beyond this host.
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /opt/sevd

@@ -6,7 +6,7 @@
  * entries and links), so a refused name is never opened, read or created. Unconfined
  * transports keep QEMU's behaviour: the name is used as given.
  */
-import { realpathSync, constants } from 'node:fs';
+import { lstatSync, readlinkSync, realpathSync, constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { QmpError } from '../qmp/errors.js';
@@ -19,21 +19,41 @@ export type Origin = 'unix' | 'websocket' | 'config';
 
 export type PathDirectories = Record<FileKind, string[]>;
 
-/** The real path of `abs`, or of its longest existing ancestor with the rest appended. */
-function realpathOfExisting(abs: string): string {
+/** Symlinks followed before a name counts as a loop (Linux's limit). */
+const MAX_LINKS = 40;
+
+/**
+ * Where `abs` leads: its real path, or, for a name that does not exist yet, the real path
+ * of its longest existing ancestor with the rest appended. A dangling symlink is followed
+ * to where it points, since that is where a write through it would land. undefined: a loop.
+ */
+function realpathOfExisting(abs: string): string | undefined {
   const rest: string[] = [];
   let head = abs;
-  for (;;) {
+  for (let links = 0; links <= MAX_LINKS; ) {
     try {
       return join(realpathSync.native(head), ...rest);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') return undefined;
+      let link: string | undefined;
+      try {
+        if (lstatSync(head).isSymbolicLink()) link = readlinkSync(head);
+      } catch {
+        // head does not exist at all: go up.
+      }
+      if (link !== undefined) {
+        links++;
+        head = resolve(dirname(head), link);
+        continue;
+      }
       const parent = dirname(head);
-      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || parent === head) return abs;
+      if (parent === head) return undefined;
       rest.unshift(basename(head));
       head = parent;
     }
   }
+  return undefined;
 }
 
 const inside = (path: string, dir: string) => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
@@ -55,7 +75,7 @@ export class PathPolicy {
     const dirs = this.dirs[kind];
     if (dirs.length > 0 && name !== '' && !name.includes('\0')) {
       const real = realpathOfExisting(isAbsolute(name) ? resolve(name) : resolve(dirs[0]!, name));
-      if (dirs.some((d) => inside(real, realpathOfExisting(resolve(d))))) return real;
+      if (real !== undefined && dirs.some((d) => inside(real, realpathOfExisting(d) ?? d))) return real;
     }
     metrics.refusals.inc({ reason: `path-${kind}` });
     throw QmpError.generic(`Path '${name}' is not allowed for ${kind}`);

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { execSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { RawClient } from '../helpers/raw-client.js';
@@ -27,6 +27,7 @@ t.test('Dockerfile: build stage and run stage, mirrored', async (t) => {
     'COPY --from=build /src/dist/schema ./dist/schema',
     'COPY config ./config',
     'USER node',
+    '--read-only',
     'HEALTHCHECK',
     'ENTRYPOINT ["node", "dist/server/main.js"]',
   ];
@@ -50,8 +51,20 @@ t.test('Dockerfile: build stage and run stage, mirrored', async (t) => {
   t.notOk(existsSync(join(run, 'node_modules/tap')), 'no dev dependencies (tap)');
   t.ok(existsSync(join(run, 'node_modules/fastify')), 'production dependencies present');
 
-  // Start it as the image's ENTRYPOINT would, with writable run/state directories.
-  const proc = spawn(process.execPath, ['dist/server/main.js', '--config', 'config/container.json', '--run-dir', join(tmp, 'run'), '--state-dir', join(tmp, 'state'), '--ws-host', '127.0.0.1', '--ws-port', '0'], { cwd: run, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Start it as the image's ENTRYPOINT would under `docker run --read-only`: the tree is
+  // read-only, only the run and state volumes are writable, and (where the test is root)
+  // the process is an unprivileged user, as USER node makes it.
+  for (const f of readdirSync(run, { recursive: true }).map((p) => join(run, String(p)))) chmodSync(f, statSync(f).mode & ~0o222);
+  chmodSync(run, 0o555);
+  chmodSync(tmp, 0o755);
+  const volumes = [join(tmp, 'run'), join(tmp, 'state')];
+  const asUser = process.getuid!() === 0 ? { uid: 65534, gid: 65534 } : {};
+  for (const v of volumes) {
+    mkdirSync(v, { mode: 0o700 });
+    if (asUser.uid !== undefined) chownSync(v, asUser.uid, asUser.gid!);
+  }
+  t.teardown(() => chmodSync(run, 0o755));
+  const proc = spawn(process.execPath, ['dist/server/main.js', '--config', 'config/container.json', '--run-dir', volumes[0]!, '--state-dir', volumes[1]!, '--ws-host', '127.0.0.1', '--ws-port', '0'], { cwd: run, stdio: ['ignore', 'pipe', 'pipe'], ...asUser });
   t.teardown(() => proc.kill('SIGTERM'));
   let out = '';
   await new Promise<void>((r, j) => {
