@@ -4,6 +4,7 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --no-audit --no-fund
+COPY abi ./abi
 COPY schema ./schema
 COPY server ./server
 COPY clients ./clients
@@ -20,6 +21,7 @@ ENV NODE_ENV=production
 WORKDIR /opt/sevd
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /src/dist/abi ./dist/abi
 COPY --from=build /src/dist/server ./dist/server
 COPY --from=build /src/dist/schema ./dist/schema
 COPY config ./config

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QgaClient, QmpClient } from '../qmp/client.js';
 import { buildLaunchSession, buildSecret, chainFromExport, launchDigest, verifyAttestation, verifyMeasurement, verifyPlatform } from '../owner/owner.js';
-import { builtinFirmware } from '../../server/guest/builtin-firmware.js';
+import { buildBuiltinFirmware } from '../../abi/builtin-firmware.js';
 
 const step = (n: number, text: string) => process.stdout.write(`[${n}] ${text}\n`);
 
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const vm = await QmpClient.connect(g['qmp-path']);
   const info = await vm.execute<Record<string, number>>('query-sev');
   const measure = (await vm.execute<{ data: string }>('query-sev-launch-measure')).data;
-  const ld = launchDigest(builtinFirmware());
+  const ld = launchDigest(buildBuiltinFirmware());
   const platform = { apiMajor: info['api-major']!, apiMinor: info['api-minor']!, build: info['build-id']! };
   if (!verifyMeasurement(measure, session.tik, platform, policy, ld)) throw new Error('launch measurement does not match');
   step(5, `measurement verifies (API ${platform.apiMajor}.${platform.apiMinor} build ${platform.build}, LD ${ld.toString('hex').slice(0, 16)}…)`);

@@ -1,23 +1,24 @@
 /**
  * The guest-owner toolkit as library functions: what sevctl / sev-tool give a guest owner.
  * Chain verification against a trusted ARK, launch session building, expected launch
- * digest and measurement, the secret packet, attestation report checks. Built on the same
- * codecs as the firmware (their correctness is pinned by the public test vectors).
+ * digest and measurement, the secret packet, attestation report checks. The owner's role
+ * only: every format and formula comes from abi/, the library the firmware uses too (its
+ * correctness is pinned by the public test vectors and an independent test owner).
  */
 import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { verifyChain, type ChainBlobs, type ChainResult } from '../../server/firmware/certs/chain.js';
-import { Algo, decodeSevCert, ecPublicKey, encodeSevCert, Usage } from '../../server/firmware/certs/sev-cert.js';
-import { unsignedCert } from '../../server/firmware/platform-certs.js';
+import { verifyChain, type ChainBlobs, type ChainResult } from '../../abi/certs/chain.js';
+import { Algo, decodeSevCert, ecPublicKey, encodeSevCert, Usage } from '../../abi/certs/sev-cert.js';
+import { unsignedCert } from '../../abi/certs/issue.js';
 import {
-  aes128ctr, buildSession, ecdhSecret, launchMeasure, MAC_LAUNCH_SECRET, packetMac, sessionKeys,
-} from '../../server/firmware/crypto/launch-crypto.js';
-import { decodeReport, verifyReport } from '../../server/firmware/attestation.js';
-import { buildSecretTable, type SecretEntry } from '../../server/guest/efi-secret-table.js';
-import { buildKernelHashesTable } from '../../server/guest/kernel-hashes.js';
-import { findEntry, parseOvmfTable, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID } from '../../server/guest/ovmf-table.js';
+  aes128ctr, buildSession, ecdhSecret, encodePacketHeader, launchMeasure, MAC_LAUNCH_SECRET, packetMac, sessionKeys,
+} from '../../abi/launch-crypto.js';
+import { decodeReport, verifyReport } from '../../abi/attestation-report.js';
+import { buildSecretTable, type SecretEntry } from '../../abi/efi-secret-table.js';
+import { buildKernelHashesTable } from '../../abi/kernel-hashes.js';
+import { findEntry, parseOvmfTable, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID } from '../../abi/ovmf-table.js';
 
 const ROOTS = fileURLToPath(new URL('../../../clients/owner/amd-roots/', import.meta.url));
 const CERT_NAMES = ['ark', 'ask', 'cek', 'oca', 'pek', 'pdh'] as const;
@@ -113,7 +114,7 @@ export function buildSecret(tek: Uint8Array, tik: Uint8Array, measureBlobB64: st
   const ct = aes128ctr(tek, iv, table);
   const measure = Buffer.from(measureBlobB64, 'base64').subarray(0, 32);
   const mac = packetMac(MAC_LAUNCH_SECRET, tik, { flags: 0, iv }, table.length, ct, measure);
-  return { header: Buffer.concat([Buffer.alloc(4), iv, mac]).toString('base64'), secret: ct.toString('base64') };
+  return { header: encodePacketHeader({ flags: 0, iv: Buffer.from(iv), mac }).toString('base64'), secret: ct.toString('base64') };
 }
 
 /** Checks an attestation report's PEK signature and, when given, its mnonce, digest and policy. */

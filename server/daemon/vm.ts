@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Guest } from '../guest/guest.js';
 import { guestHandlers, type GuestContext, type GuestVmm } from '../guest/commands.js';
 import { agentHandlers, type AgentContext, type GuestMemoryView } from '../guest/agent-commands.js';
-import { parseSecretTable } from '../guest/efi-secret-table.js';
+import { parseSecretTable } from '../../abi/efi-secret-table.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
 import { compiledSchema } from '../dispatch/compiled-schema.js';
 import { atLeast } from '../dispatch/version.js';

@@ -8,8 +8,8 @@ import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:cryp
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { AMD_USAGE_ARK, AMD_USAGE_ASK, decodeAmdCert, encodeAmdCert, signAmdCert, type AmdCert } from './certs/amd-cert.js';
-import { beToLe } from './certs/bytes.js';
+import { AMD_USAGE_ARK, AMD_USAGE_ASK, decodeAmdCert, encodeAmdCert, signAmdCert, type AmdCert } from '../../abi/certs/amd-cert.js';
+import { beToLe } from '../../abi/bytes.js';
 
 export const GENERATIONS = ['naples', 'rome', 'milan', 'genoa', 'turin'] as const;
 export type Generation = (typeof GENERATIONS)[number];

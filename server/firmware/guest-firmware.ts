@@ -11,9 +11,9 @@ import { ContextTable, GState, type GStateCode, type GuestFwContext } from './gu
 import {
   aes128ctr, decodePacketHeader, ecdhSecret, launchMeasure, MAC_LAUNCH_SECRET, macMatches, packetMac,
   PACKET_HEADER_SIZE, SESSION_SIZE, sessionKeys, unwrapSession,
-} from './crypto/launch-crypto.js';
-import { Algo, CertFormatError, decodeSevCert, ecPublicKey, SEV_CERT_SIZE, Usage } from './certs/sev-cert.js';
-import { REPORT_SIZE, signReport } from './attestation.js';
+} from '../../abi/launch-crypto.js';
+import { Algo, CertFormatError, decodeSevCert, ecPublicKey, SEV_CERT_SIZE, Usage } from '../../abi/certs/sev-cert.js';
+import { REPORT_SIZE, signReport } from '../../abi/attestation-report.js';
 import type { MemoryController } from '../memory/memory-controller.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { OutBuf } from './platform.js';

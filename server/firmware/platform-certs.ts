@@ -1,35 +1,11 @@
-/** Building the platform's own SEV certificates (sev-firmware.md §1.7). */
+/** The chip issuing its own SEV certificates (sev-firmware.md §1.7): CEK, PEK, PDH, PEK_CERT_IMPORT's CEK signature. */
 import type { KeyObject } from 'node:crypto';
-import {
-  Algo, CURVE_P384, decodeSevCert, ecdsaSignField, ecPointFields, emptySignature, encodeSevCert, encodeSevCertBody,
-  Usage, type SevCert,
-} from './certs/sev-cert.js';
-import { publicOf } from './keys.js';
+import { Algo, decodeSevCert, encodeSevCert, encodeSevCertBody, rsaPssSign, Usage } from '../../abi/certs/sev-cert.js';
+import { signSlot, unsignedCert, type ApiVersion } from '../../abi/certs/issue.js';
+
+export type { ApiVersion };
 import type { EmulatedRoot } from './emulated-root.js';
-import { beToLe } from './certs/bytes.js';
-import { rsaPssSign } from './certs/sev-cert.js';
-
-export interface ApiVersion {
-  major: number;
-  minor: number;
-}
-
-/** An unsigned certificate for `key` (both slots empty). */
-export function unsignedCert(usage: number, algo: number, key: KeyObject, api: ApiVersion): SevCert {
-  const { qx, qy } = ecPointFields(publicOf(key));
-  return {
-    version: 1, apiMajor: api.major, apiMinor: api.minor, usage, algo,
-    pubKey: { kind: 'ec', curve: CURVE_P384, qx, qy },
-    sigs: [emptySignature(), emptySignature()],
-  };
-}
-
-/** Signs `cert` with an ECDSA key of usage `signerUsage` into slot `slot`. */
-export function signSlot(cert: SevCert, slot: 0 | 1, signerUsage: number, signerKey: KeyObject): SevCert {
-  const sigs: [typeof cert.sigs[0], typeof cert.sigs[1]] = [cert.sigs[0], cert.sigs[1]];
-  sigs[slot] = { usage: signerUsage, algo: Algo.ECDSA_SHA256, sig: ecdsaSignField(encodeSevCertBody(cert), signerKey, 'sha256') };
-  return { ...cert, sigs };
-}
+import { beToLe } from '../../abi/bytes.js';
 
 /** CEK: API 0.14 like every real CEK, slot 1 signed by the generation's (emulated) ASK. */
 export function makeCekCert(cek: KeyObject, root: EmulatedRoot): Buffer {
@@ -39,10 +15,6 @@ export function makeCekCert(cek: KeyObject, root: EmulatedRoot): Buffer {
   const sig = beToLe(rsaPssSign(encodeSevCertBody(cert), root.askKey, hash), 512);
   cert.sigs[0] = { usage: Usage.ASK, algo: bits === 2048 ? Algo.RSA_SHA256 : Algo.RSA_SHA384, sig };
   return encodeSevCert(cert);
-}
-
-export function makeOcaCert(oca: KeyObject, api: ApiVersion): Buffer {
-  return encodeSevCert(signSlot(unsignedCert(Usage.OCA, Algo.ECDSA_SHA256, oca, api), 0, Usage.OCA, oca));
 }
 
 /** PEK signed by the OCA (slot 1) and the CEK (slot 2), as after the CSR flow. */

@@ -9,10 +9,11 @@ import { FirmwareError, FwStatus, type SevCommand } from './status.js';
 import {
   Algo, CertFormatError, checkEcKey, decodeSevCert, ecPointFields, encodeSevCert, isSignedBy,
   keyType, sevCertSigner, Usage, SEV_CERT_SIZE, type SevCert,
-} from './certs/sev-cert.js';
+} from '../../abi/certs/sev-cert.js';
 import { deriveFromSeed, deserializeKey, newP384Key, publicOf, serializeKey } from './keys.js';
 import { loadEmulatedRoot, type EmulatedRoot, type Generation } from './emulated-root.js';
-import { addCekSignature, makeCekCert, makeOcaCert, makePdhCert, makePekCert, unsignedCert, type ApiVersion } from './platform-certs.js';
+import { addCekSignature, makeCekCert, makePdhCert, makePekCert, type ApiVersion } from './platform-certs.js';
+import { makeOcaCert, unsignedCert } from '../../abi/certs/issue.js';
 import { readNvState, StateFileError, writeNvState, type NvState } from './nv-state.js';
 
 export type PlatformState = 'UNINIT' | 'INIT' | 'WORKING';

@@ -9,14 +9,15 @@ import { FirmwareError, FwStatus, type SevCommand } from './status.js';
 import { GState, transportKeys, type GuestFwContext } from './guest-contexts.js';
 import { Policy, type GuestFirmware } from './guest-firmware.js';
 import {
-  buildSession, decodePacketHeader, freshIv, ecdhSecret, MAC_MIGRATION, macMatches, packetMac,
+  buildSession, decodePacketHeader, ecdhSecret, MAC_MIGRATION, macMatches, packetMac,
   PACKET_HEADER_SIZE, SESSION_SIZE, sessionKeys, unwrapSession, writePacketHeader,
-} from './crypto/launch-crypto.js';
+} from '../../abi/launch-crypto.js';
+import { freshIv } from './iv-pool.js';
 import {
   CertFormatError, checkEcKey, decodeSevCert, isSignedBy, keyType, sevCertSigner, SEV_CERT_SIZE, Usage, type SevCert,
-} from './certs/sev-cert.js';
-import { amdCertSignedBy, askSigner, decodeAmdCert, AMD_USAGE_ARK, AMD_USAGE_ASK } from './certs/amd-cert.js';
-import { splitAskArk } from './certs/chain.js';
+} from '../../abi/certs/sev-cert.js';
+import { amdCertSignedBy, askSigner, decodeAmdCert, AMD_USAGE_ARK, AMD_USAGE_ASK } from '../../abi/certs/amd-cert.js';
+import { splitAskArk } from '../../abi/certs/chain.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { pageBatch, PageBatch, type CtrItem } from '../memory/bulk/page-batch.js';
 import type { OutBuf } from './platform.js';

@@ -8,7 +8,7 @@ import type { Monitor } from '../qmp/monitor.js';
 import type { OutValue } from '../qmp/json/writer.js';
 import { QmpError } from '../qmp/errors.js';
 import { machineLayout } from './layout.js';
-import { parseOvmfTable, type OvmfEntry } from './ovmf-table.js';
+import { parseOvmfTable, type OvmfEntry } from '../../abi/ovmf-table.js';
 
 export type RunState =
   | 'debug' | 'inmigrate' | 'internal-error' | 'io-error' | 'paused' | 'postmigrate' | 'prelaunch'

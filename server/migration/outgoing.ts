@@ -14,7 +14,7 @@ import type { SevGuest } from '../sev/sev-guest.js';
 import type { MigrationState } from './migration-state.js';
 import { encodeHeader, encodeRecord, encryptedRecordSize, writeEncryptedRecord, type SendStartBlob, type StreamRecord } from './stream.js';
 import type { OutgoingPacket } from '../firmware/send-receive.js';
-import { PACKET_HEADER_SIZE } from '../firmware/crypto/launch-crypto.js';
+import { PACKET_HEADER_SIZE } from '../../abi/launch-crypto.js';
 import { openSink, type FileOpener, type StreamSink } from './sink.js';
 import type { MigrationUri } from './uri.js';
 import { metrics } from '../observability/metrics.js';

@@ -8,7 +8,7 @@ import { atLeast } from '../dispatch/version.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import { QmpError } from '../qmp/errors.js';
 import { FirmwareError, FwStatus, fwErrorText } from '../firmware/status.js';
-import { findEntry, readBaseSize, SEV_SECRET_BLOCK_GUID } from '../guest/ovmf-table.js';
+import { findEntry, readBaseSize, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';
 import type { SevGuest } from './sev-guest.js';
 

@@ -10,8 +10,8 @@ import { Policy } from '../firmware/guest-firmware.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import { QmpError } from '../qmp/errors.js';
 import { strerror } from '../util/strerror.js';
-import { buildKernelHashesTable, PADDED_TABLE_SIZE } from '../guest/kernel-hashes.js';
-import { findEntry, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID, SEV_SECRET_BLOCK_GUID } from '../guest/ovmf-table.js';
+import { buildKernelHashesTable, PADDED_TABLE_SIZE } from '../../abi/kernel-hashes.js';
+import { findEntry, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';
 import type { SevHost } from './sev-host.js';
 

@@ -9,7 +9,7 @@ import { startSevd } from '../helpers/sevd-process.js';
 import { qemuAvailable, startQemu } from '../helpers/qemu.js';
 import { concurrent, median, percentile, pipelined, sequential, unixClosedLoop, unixConn, wsConn } from './qmp-load.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { verifyChain } from '../../server/firmware/certs/chain.js';
+import { verifyChain } from '../../abi/certs/chain.js';
 import { fullLaunchBench, launchUpdateBench, manyGuestsBench } from './sev-bench.js';
 import { migrationBench } from './migration-bench.js';
 import { connectionLoad, launchSoak } from './ops-bench.js';

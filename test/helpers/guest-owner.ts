@@ -1,7 +1,7 @@
 /**
  * A guest owner written independently of sevd's firmware code: @noble for ECDH, HMAC,
  * SHA-256 and AES-CTR, its own certificate and table encoders. It is what the end-to-end
- * tests trust, so it must not import anything from server/.
+ * tests trust, so it must not import anything from server/ or abi/ (a layer test checks).
  */
 import { p384 } from '@noble/curves/nist.js';
 import { hmac } from '@noble/hashes/hmac.js';

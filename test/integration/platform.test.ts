@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawClient } from '../helpers/raw-client.js';
 import { MAIN, startSevd } from '../helpers/sevd-process.js';
-import { verifyChain } from '../../server/firmware/certs/chain.js';
-import { decodeSevCert, encodeSevCert, Usage } from '../../server/firmware/certs/sev-cert.js';
+import { verifyChain } from '../../abi/certs/chain.js';
+import { decodeSevCert, encodeSevCert, Usage } from '../../abi/certs/sev-cert.js';
 import { newP384Key } from '../../server/firmware/keys.js';
-import { makeOcaCert, signSlot } from '../../server/firmware/platform-certs.js';
+import { makeOcaCert, signSlot } from '../../abi/certs/issue.js';
 
 const b64 = (s: string) => Buffer.from(s, 'base64');
 

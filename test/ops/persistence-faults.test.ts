@@ -14,9 +14,9 @@ import { pino } from 'pino';
 import { Daemon } from '../../server/daemon/daemon.js';
 import { validateConfig } from '../../server/config/config.js';
 import { injectIoFaults, ioError, type IoOp } from '../../server/util/state-io.js';
-import { decodeSevCert, encodeSevCert, Usage } from '../../server/firmware/certs/sev-cert.js';
+import { decodeSevCert, encodeSevCert, Usage } from '../../abi/certs/sev-cert.js';
 import { newP384Key } from '../../server/firmware/keys.js';
-import { makeOcaCert, signSlot } from '../../server/firmware/platform-certs.js';
+import { makeOcaCert, signSlot } from '../../abi/certs/issue.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const TEXT = { ENOSPC: 'No space left on device', EIO: 'Input/output error', EROFS: 'Read-only file system' } as const;

@@ -3,9 +3,9 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { p384 } from '@noble/curves/nist.js';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
-import { decodeSevCert, encodeSevCert, isSignedBy, sevCertSigner, SEV_CERT_BODY_SIZE, type SevCert } from '../../server/firmware/certs/sev-cert.js';
-import { amdCertSignedBy, askSigner, decodeAmdCert, encodeAmdCert } from '../../server/firmware/certs/amd-cert.js';
-import { splitAskArk, verifyChain, type ChainBlobs } from '../../server/firmware/certs/chain.js';
+import { decodeSevCert, encodeSevCert, isSignedBy, sevCertSigner, SEV_CERT_BODY_SIZE, type SevCert } from '../../abi/certs/sev-cert.js';
+import { amdCertSignedBy, askSigner, decodeAmdCert, encodeAmdCert } from '../../abi/certs/amd-cert.js';
+import { splitAskArk, verifyChain, type ChainBlobs } from '../../abi/certs/chain.js';
 
 const F = 'test/fixtures';
 function chain(gen: 'naples' | 'rome'): ChainBlobs {

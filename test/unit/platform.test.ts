@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { Platform, type PlatformOptions } from '../../server/firmware/platform.js';
 import { SevDevice } from '../../server/firmware/sev-device.js';
 import { FirmwareError, FwStatus } from '../../server/firmware/status.js';
-import { verifyChain, splitPlatformCerts } from '../../server/firmware/certs/chain.js';
-import { decodeSevCert, encodeSevCert, Usage } from '../../server/firmware/certs/sev-cert.js';
+import { verifyChain, splitPlatformCerts } from '../../abi/certs/chain.js';
+import { decodeSevCert, encodeSevCert, Usage } from '../../abi/certs/sev-cert.js';
 import { newP384Key } from '../../server/firmware/keys.js';
-import { makeOcaCert, signSlot } from '../../server/firmware/platform-certs.js';
+import { makeOcaCert, signSlot } from '../../abi/certs/issue.js';
 import { STATE_FILE } from '../../server/firmware/nv-state.js';
 
 const opts = (over: Partial<PlatformOptions> = {}): PlatformOptions => ({

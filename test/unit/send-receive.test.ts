@@ -3,7 +3,7 @@ import t from 'tap';
 import { fwStatus } from '../helpers/fw-status.js';
 import { fwHost as host, receivingGuest, runningGuest, targetOf } from '../helpers/fw-hosts.js';
 import { FwStatus } from '../../server/firmware/status.js';
-import { aes128ctr, MAC_MIGRATION, packetMac } from '../../server/firmware/crypto/launch-crypto.js';
+import { aes128ctr, MAC_MIGRATION, packetMac } from '../../abi/launch-crypto.js';
 
 t.test('P2: SEND_UPDATE_DATA MAC (sevd\'s choice)', async (t) => {
   const seq = (from: number, n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (from + i) & 0xff));

@@ -4,13 +4,13 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   aes128ctr, buildSession, ecdhSecret, hmac256, kdf, launchMeasure, MAC_LAUNCH_SECRET, packetMac, sessionKeys, unwrapSession,
-} from '../../server/firmware/crypto/launch-crypto.js';
+} from '../../abi/launch-crypto.js';
 import { p384KeyFromScalar, publicOf } from '../../server/firmware/keys.js';
-import { verifyReport } from '../../server/firmware/attestation.js';
+import { verifyReport } from '../../abi/attestation-report.js';
 import { MemoryController } from '../../server/memory/memory-controller.js';
-import { buildSecretTable } from '../../server/guest/efi-secret-table.js';
-import { buildKernelHashesTable } from '../../server/guest/kernel-hashes.js';
-import { findEntry, parseOvmfTable, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID, SEV_SECRET_BLOCK_GUID } from '../../server/guest/ovmf-table.js';
+import { buildSecretTable } from '../../abi/efi-secret-table.js';
+import { buildKernelHashesTable } from '../../abi/kernel-hashes.js';
+import { findEntry, parseOvmfTable, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s/g, ''), 'hex');
 const seq = (from: number, n: number) => Buffer.from(Array.from({ length: n }, (_, i) => from + i));

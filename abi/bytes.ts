@@ -24,3 +24,10 @@ export function isZero(b: Uint8Array, from = 0, to = b.length): boolean {
 }
 
 export const b64url = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
+
+/** A 32-bit little-endian field. */
+export function le32(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v >>> 0);
+  return b;
+}

@@ -4,7 +4,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { CertFormatError, keyType, rsaPssSign, rsaPssVerify, rsaPublicKey, type Signature, type Signer } from './sev-cert.js';
-import { beToLe } from './bytes.js';
+import { beToLe } from '../bytes.js';
 
 export const AMD_USAGE_ARK = 0x00;
 export const AMD_USAGE_ASK = 0x13;

@@ -3,7 +3,7 @@
  * verification. Keys are P-384 ECDSA/ECDH or RSA; big integers are little-endian.
  */
 import { createPublicKey, sign as nodeSign, verify as nodeVerify, constants, type KeyObject } from 'node:crypto';
-import { beToLe, b64url, leToBe } from './bytes.js';
+import { beToLe, b64url, leToBe } from '../bytes.js';
 
 export const SEV_CERT_SIZE = 0x824;
 export const SEV_CERT_BODY_SIZE = 0x414;

@@ -1,7 +1,7 @@
 /** The 208-byte attestation report (sev-firmware.md §8), signed with the PEK. */
 import type { KeyObject } from 'node:crypto';
 import { ecdsaSignField, ecdsaVerifyField } from './certs/sev-cert.js';
-import { le32 } from './crypto/launch-crypto.js';
+import { le32 } from './bytes.js';
 
 export const REPORT_SIZE = 0xd0;
 const SIGNED = 0x34;

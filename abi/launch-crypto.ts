@@ -1,34 +1,15 @@
 /**
  * The launch and transport cryptography of the SEV API (sev-firmware.md §6, §11): the
  * SP 800-108 KDF, ECDH shared secret, session wrap/unwrap, the launch measurement and
- * the packet MACs. One implementation, used by the firmware and checked by the vectors.
+ * the packet MACs. One implementation, used by the firmware and the guest owner alike and
+ * checked by the vectors.
  */
-import { createCipheriv, createHmac, diffieHellman, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createCipheriv, createHmac, diffieHellman, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 export const SESSION_SIZE = 128;
 export const PACKET_HEADER_SIZE = 52;
 
-/**
- * Fresh random IVs for transport packets, cut from a refilled pool: one random call per
- * 4096 IVs instead of one per migrated page.
- */
-const ivPool = Buffer.alloc(16 * 4096);
-let ivAt = ivPool.length;
-export function freshIv(): Buffer {
-  if (ivAt === ivPool.length) {
-    randomFillSync(ivPool);
-    ivAt = 0;
-  }
-  const iv = Buffer.from(ivPool.subarray(ivAt, ivAt + 16));
-  ivAt += 16;
-  return iv;
-}
-
-const le32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v >>> 0);
-  return b;
-};
+import { le32 } from './bytes.js';
 
 /** NIST SP 800-108 counter mode, PRF HMAC-SHA256, little-endian counter and length (§6.4). */
 export function kdf(kin: Uint8Array, label: string, context: Uint8Array, bits = 128): Buffer {
@@ -175,4 +156,3 @@ export function macMatches(expected: Uint8Array, given: Uint8Array): boolean {
   return macEqual(expected, given);
 }
 
-export { le32 };
