@@ -9,6 +9,8 @@ export const agentSchema: readonly Expr[] = [
   { struct: 'GuestMemoryData', data: { data: 'str' } },
   { command: 'guest-memory-read', data: { gpa: 'uint64', size: 'uint32' }, returns: 'GuestMemoryData', monitors: ['agent'] },
   { command: 'guest-memory-write', data: { gpa: 'uint64', data: 'str' }, monitors: ['agent'] },
+  { struct: 'GuestSevFeatures', data: { sev: 'bool', 'sev-es': 'bool', 'sev-snp': 'bool', 'sev-features': 'uint64' } },
+  { command: 'guest-sev-features', returns: 'GuestSevFeatures', monitors: ['agent'] },
   {
     command: 'guest-set-memory-attributes',
     data: { gpa: 'uint64', size: 'uint64', private: 'bool' },

@@ -3,22 +3,26 @@ import type { Expr } from './defs.js';
 
 export const GUEST_NAME_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
 
+/** The sev-guest object's properties every QEMU version has. */
+const sevGuestProperties = {
+  '*sev-device': 'str',
+  '*dh-cert-file': 'str',
+  '*session-file': 'str',
+  '*policy': 'uint32',
+  '*handle': 'uint32',
+  '*cbitpos': 'uint32',
+  '*reduced-phys-bits': 'uint32',
+  '*kernel-hashes': 'bool',
+} as const;
+
 export const controlSchema: readonly Expr[] = [
   { alternate: 'StrOrNull', data: { s: 'str', n: 'null' } },
   { alternate: 'GuestMemorySize', data: { bytes: 'size', text: 'str' } },
-  {
-    struct: 'SevGuestProperties',
-    data: {
-      '*sev-device': 'str',
-      '*dh-cert-file': 'str',
-      '*session-file': 'str',
-      '*policy': 'uint32',
-      '*handle': 'uint32',
-      '*cbitpos': 'uint32',
-      '*reduced-phys-bits': 'uint32',
-      '*kernel-hashes': 'bool',
-    },
-  },
+  { enum: 'OnOffAuto', data: ['auto', 'on', 'off'] },
+  // legacy-vm-type: none before 9.1, a bool in 9.1, OnOffAuto from 9.2 (qapi/qom.json).
+  { struct: 'SevGuestProperties', before: '9.1.0', data: sevGuestProperties },
+  { struct: 'SevGuestProperties', since: '9.1.0', before: '9.2.0', data: { ...sevGuestProperties, '*legacy-vm-type': 'bool' } },
+  { struct: 'SevGuestProperties', since: '9.2.0', data: { ...sevGuestProperties, '*legacy-vm-type': 'OnOffAuto' } },
   {
     struct: 'GuestSpec',
     data: {
@@ -30,6 +34,8 @@ export const controlSchema: readonly Expr[] = [
       '*append': 'StrOrNull',
       '*paused': 'bool',
       '*incoming': 'StrOrNull',
+      '*smp': 'uint32',
+      '*cpu': 'str',
       '*sev-guest': 'SevGuestProperties',
     },
   },

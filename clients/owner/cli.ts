@@ -3,8 +3,8 @@
  * sev-owner: the guest-owner toolkit on the command line.
  *   verify        (--dir DIR | --export FILE) (--generation NAME | --ark FILE)
  *   session       --pdh FILE --policy N --out DIR
- *   measurement build  --firmware FILE [--kernel F --initrd F --append S] --api-major N --api-minor N --build N --policy N --tik FILE --mnonce B64
- *   measurement verify --measure B64 --firmware FILE [...] --api-major N --api-minor N --build N --policy N --tik FILE
+ *   measurement build  --firmware FILE [--kernel F --initrd F --append S] [--vcpus N --vcpu-type NAME] --api-major N --api-minor N --build N --policy N --tik FILE --mnonce B64
+ *   measurement verify --measure B64 --firmware FILE [...] [--vcpus N --vcpu-type NAME] --api-major N --api-minor N --build N --policy N --tik FILE
  *   secret build  --tek FILE --tik FILE --measure B64 --secret GUID=TEXT|GUID=@FILE ... [--iv B64]
  *   attestation verify --report B64 --pek FILE [--mnonce B64] [--digest HEX] [--policy N]
  * Exit 0 on success, 1 when a check fails, 2 on usage errors.
@@ -52,7 +52,9 @@ function digestFrom(f: Map<string, string[]>): Buffer {
   const fw = readFileSync(req(f, 'firmware'));
   const kernel = f.get('kernel')?.[0];
   const initrd = f.get('initrd')?.[0];
-  return launchDigest(fw, kernel ? { kernel: readFileSync(kernel), initrd: initrd ? readFileSync(initrd) : null, append: f.get('append')?.[0] ?? null } : undefined);
+  // SEV-ES: the VMSAs of --vcpus vCPUs of --vcpu-type (default EPYC-v4) follow the data.
+  const es = f.has('vcpus') ? { vcpus: num(f, 'vcpus'), vcpuType: f.get('vcpu-type')?.[0] ?? 'EPYC-v4' } : undefined;
+  return launchDigest(fw, kernel ? { kernel: readFileSync(kernel), initrd: initrd ? readFileSync(initrd) : null, append: f.get('append')?.[0] ?? null } : undefined, es);
 }
 
 function run(argv: string[]): number {

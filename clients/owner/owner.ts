@@ -19,6 +19,7 @@ import { decodeReport, verifyReport } from '../../abi/attestation-report.js';
 import { buildSecretTable, type SecretEntry } from '../../abi/efi-secret-table.js';
 import { buildKernelHashesTable } from '../../abi/kernel-hashes.js';
 import { findEntry, parseOvmfTable, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID } from '../../abi/ovmf-table.js';
+import { buildVmsas, CPU_MODELS, esResetEip } from '../../abi/vmsa.js';
 
 const ROOTS = fileURLToPath(new URL('../../../clients/owner/amd-roots/', import.meta.url));
 const CERT_NAMES = ['ark', 'ask', 'cek', 'oca', 'pek', 'pdh'] as const;
@@ -79,14 +80,36 @@ export function buildLaunchSession(pdhCert: Uint8Array, policy: number): LaunchS
   return { godh, session: buildSession(keys, tek, tik, nonce, randomBytes(16), policy), tek, tik, policy };
 }
 
-/** The launch digest QEMU's flow produces: SHA-256(firmware [‖ padded kernel-hashes table]). */
-export function launchDigest(firmware: Uint8Array, boot?: { kernel: Uint8Array; initrd?: Uint8Array | null; append?: string | null }): Buffer {
+/** What an SEV-ES launch measures after the data: one VMSA per vCPU. */
+export interface EsLaunch {
+  vcpus: number;
+  /** A QEMU CPU model name (its CPUID signature goes into each VMSA). */
+  vcpuType: string;
+  /** KVM_SEV_INIT2's vmsa_features (0 unless DebugSwap was asked for). */
+  sevFeatures?: number;
+  /** legacy-vm-type=on: the older VMSA without the FPU control words. */
+  legacyVmType?: boolean;
+}
+
+/**
+ * The launch digest QEMU's flow produces: SHA-256(firmware [‖ padded kernel-hashes table]
+ * [‖ the SEV-ES VMSAs in vCPU order]).
+ */
+export function launchDigest(firmware: Uint8Array, boot?: { kernel: Uint8Array; initrd?: Uint8Array | null; append?: string | null }, es?: EsLaunch): Buffer {
   const h = createHash('sha256').update(firmware);
+  const table = parseOvmfTable(firmware);
+  const entries = 'entries' in table ? table.entries : [];
   if (boot) {
-    const table = parseOvmfTable(firmware);
-    const area = 'entries' in table ? readBaseSize(findEntry(table.entries, SEV_HASH_TABLE_BLOCK_GUID)) : undefined;
+    const area = readBaseSize(findEntry(entries, SEV_HASH_TABLE_BLOCK_GUID));
     if (!area || area.base === 0 || area.size < 176) throw new Error('Kernel specified but OVMF doesn\'t support kernel/initrd/cmdline measurement');
     h.update(buildKernelHashesTable(boot.kernel, boot.initrd ?? null, boot.append ?? null));
+  }
+  if (es) {
+    const signature = CPU_MODELS[es.vcpuType];
+    if (signature === undefined) throw new Error(`unknown vCPU type '${es.vcpuType}' (known: ${Object.keys(CPU_MODELS).join(', ')})`);
+    const apEip = esResetEip(entries);
+    if (apEip === undefined && es.vcpus > 1) throw new Error('the firmware has no SEV-ES reset block: its APs cannot start');
+    for (const page of buildVmsas(es.vcpus, apEip ?? 0, { vcpuSignature: signature, sevFeatures: es.sevFeatures ?? 0, fpuInit: !es.legacyVmType })) h.update(page);
   }
   return h.digest();
 }

@@ -119,7 +119,7 @@ function configJsonSchema(): Record<string, unknown> {
           apiMajor: u(255), apiMinor: u(255), build: u(255),
           cbitpos: u(63), reducedPhysBits: { type: 'integer', minimum: 1, maximum: 63 },
           maxGuests: { type: 'integer', minimum: 1, maximum: 65535 },
-          minSevAsid: { type: 'integer', minimum: 1, maximum: 65535 },
+          minSevAsid: { anyOf: [{ type: 'null' }, { type: 'integer', minimum: 1, maximum: 65535 }] },
           seed: { anyOf: [{ type: 'null' }, { type: 'string', pattern: '^([0-9a-fA-F]{2})+$' }] },
         },
       },

@@ -7,7 +7,11 @@ export interface PlatformConfig {
   cbitpos: number;
   reducedPhysBits: number;
   maxGuests: number;
-  minSevAsid: number;
+  /**
+   * CPUID 0x8000001F EDX: SEV-ES guests take ASIDs below it, SEV guests from it up.
+   * null: 1 where the generation has no SEV-ES, else a fifth of the ASIDs for ES.
+   */
+  minSevAsid: number | null;
   seed: string | null;
 }
 
@@ -68,7 +72,7 @@ export const DEFAULT_CONFIG: SevdConfig = {
   websocket: { host: '127.0.0.1', port: 4445, token: null, tokens: [], allowedOrigins: [], tls: null },
   platform: {
     generation: 'milan', apiMajor: 1, apiMinor: 55, build: 21,
-    cbitpos: 51, reducedPhysBits: 1, maxGuests: 509, minSevAsid: 1, seed: null,
+    cbitpos: 51, reducedPhysBits: 1, maxGuests: 509, minSevAsid: null, seed: null,
   },
   limits: {
     maxPendingCommands: 64, maxConsecutiveErrors: 2000, maxMessageBytes: 64 * 1024 * 1024,

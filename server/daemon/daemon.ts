@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { schema } from '../../schema/index.js';
 import { compiledSchema } from '../dispatch/compiled-schema.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
-import { parseVersion } from '../dispatch/version.js';
+import { atLeast, parseVersion } from '../dispatch/version.js';
 import { Monitor } from '../qmp/monitor.js';
 import { fromPlain } from '../qmp/json/qobject.js';
 import { InputVisitor } from '../dispatch/input-visitor.js';
@@ -30,11 +30,17 @@ import { SevDevice } from '../firmware/sev-device.js';
 import { GuestFirmware } from '../firmware/guest-firmware.js';
 import { SendReceive } from '../firmware/send-receive.js';
 import { MemoryController } from '../memory/memory-controller.js';
-import { AsidPool } from '../sev/asid-pool.js';
+import { AsidPool } from '../kvm/asid-pool.js';
 import { PathPolicy, type FileKind } from '../confinement/paths.js';
+import { generationFeatures } from '../firmware/generations.js';
 import { prepareHost, type HostSetup } from './host-setup.js';
 
 export const SEVD_VERSION = '0.1.0';
+
+/** Without a configured split, an ES-capable host keeps a fifth of its ASIDs for SEV-ES guests (as a BIOS's SEV-ES ASID space limit would). */
+function defaultMinSevAsid(generation: SevdConfig['platform']['generation'], maxGuests: number): number {
+  return generationFeatures(generation).es ? 1 + Math.floor(maxGuests / 5) : 1;
+}
 
 function socketGid(group: string | number | null): { gid?: number } {
   try {
@@ -99,8 +105,8 @@ export class Daemon {
       { rename: { pekCsr: 'PEK_CSR', pdhCertExport: 'PDH_CERT_EXPORT', getId: 'GET_ID' } });
     const memory = new MemoryController();
     memory.startHelper();
-    const firmware = countFirmwareCommands(new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid }),
-      ['launchStart', 'launchUpdateData', 'launchMeasure', 'launchSecret', 'launchFinish', 'activate', 'deactivate', 'decommission',
+    const firmware = countFirmwareCommands(new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid ?? defaultMinSevAsid(p.generation, p.maxGuests) }),
+      ['launchStart', 'launchUpdateData', 'launchUpdateVmsa', 'launchMeasure', 'launchSecret', 'launchFinish', 'activate', 'deactivate', 'decommission',
         'dfFlush', 'guestStatus', 'attestation', 'dbgDecrypt', 'dbgEncrypt'], { rename: { launchSecret: 'LAUNCH_SECRET', dfFlush: 'DF_FLUSH' } });
     this.host = {
       sev: device,
@@ -110,7 +116,8 @@ export class Daemon {
         sendReceive: countFirmwareCommands(new SendReceive(firmware),
           ['sendStart', 'sendUpdateDataPages', 'sendFinish', 'sendCancel', 'receiveStart', 'receiveUpdateDataPages', 'receiveFinish'],
           { rename: { sendUpdateDataPages: 'SEND_UPDATE_DATA', receiveUpdateDataPages: 'RECEIVE_UPDATE_DATA' }, perItem: { sendUpdateDataPages: 2, receiveUpdateDataPages: 2 } }),
-        memory, asids: new AsidPool(firmware), cbitpos: p.cbitpos, reducedPhysBits: p.reducedPhysBits,
+        memory, asids: new AsidPool(firmware), cbitpos: p.cbitpos, reducedPhysBits: p.reducedPhysBits, generation: p.generation,
+        init2: atLeast(version, '9.1.0'),
       },
       config,
       version,

@@ -13,6 +13,13 @@ import type { Args } from '../dispatch/dispatcher.js';
 import type { SevGuestSpec } from '../sev/sev-guest.js';
 import type { FileKind } from '../confinement/paths.js';
 import { parseMigrationUri } from '../migration/uri.js';
+import { CPU_MODELS } from '../../abi/vmsa.js';
+import { Policy } from '../firmware/guest-firmware.js';
+
+/** vCPUs a guest may have (the VMSA frames hold 256). */
+const MAX_SMP = 256;
+const DEFAULT_CPU = 'EPYC-v4';
+const KNOWN_CPUS = [...Object.keys(CPU_MODELS), 'host'];
 
 /** Checks a file name the spec gives and returns the path to open (interface §14). */
 export type PathResolver = (kind: FileKind, name: string) => string;
@@ -85,6 +92,12 @@ export async function normalizeGuestSpec(raw: Args, paths: PathResolver = asGive
       throw new SpecError('firmware', `Firmware image '${firmwarePath}' must be a non-empty multiple of 4 KiB up to 64 MiB (it has ${firmware.length} bytes)`);
     }
   }
+  const smp = a['smp'] === undefined ? 1 : Number(a['smp']);
+  if (!Number.isInteger(smp) || smp < 1 || smp > MAX_SMP) {
+    throw new SpecError('smp', `Invalid SMP CPUs ${String(a['smp'])}. The max CPUs supported by machine 'q35' is ${MAX_SMP}`);
+  }
+  const cpu = str(a['cpu']) ?? DEFAULT_CPU;
+  if (!KNOWN_CPUS.includes(cpu)) throw new SpecError('cpu', `unable to find CPU model '${cpu}' (known: ${KNOWN_CPUS.join(', ')})`);
   const incoming = str(a['incoming']);
   if (incoming !== null && !/^(tcp:|unix:|file:|defer$)/.test(incoming)) {
     throw new SpecError('incoming', `Invalid incoming URI '${incoming}': expected tcp:HOST:PORT, unix:PATH, file:PATH or defer`);
@@ -99,8 +112,13 @@ export async function normalizeGuestSpec(raw: Args, paths: PathResolver = asGive
         cbitpos: (sevArgs['cbitpos'] as number | undefined) ?? null,
         reducedPhysBits: (sevArgs['reduced-phys-bits'] as number | undefined) ?? null,
         kernelHashes: sevArgs['kernel-hashes'] === true,
+        // A bool in QEMU 9.1, OnOffAuto from 9.2; auto uses KVM_SEV_INIT2 (sev-es-snp.md §2).
+        legacyVmType: sevArgs['legacy-vm-type'] === true || sevArgs['legacy-vm-type'] === 'on',
+        smp,
+        cpu,
       }
     : null;
+  const es = sev !== null && (sev.policy & Policy.ES) !== 0;
   const spec: NormalizedSpec = {
     config: {
       name,
@@ -112,6 +130,8 @@ export async function normalizeGuestSpec(raw: Args, paths: PathResolver = asGive
       append: str(a['append']),
       paused: a['paused'] === true,
       incoming,
+      smp,
+      vmsaPages: es ? smp : 0,
     },
     sev,
   };

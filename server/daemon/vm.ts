@@ -89,7 +89,8 @@ export class Vm {
       log: host.log,
     });
     guest.agent = new Monitor({
-      kind: 'agent', dispatcher: agentDispatcher, context: { guest, view }, version, packageName: host.packageName, limits, log: host.log,
+      kind: 'agent', dispatcher: agentDispatcher, context: { guest, view, sevStatus: () => sev?.guestStatus() ?? { sev: false, es: false, snp: false, features: 0 } },
+      version, packageName: host.packageName, limits, log: host.log,
     });
   }
 

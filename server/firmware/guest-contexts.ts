@@ -47,6 +47,8 @@ export interface GuestFwContext {
   measure: Buffer | null;
   /** Migration transport keys (TEK′, TIK′) while sending or receiving. */
   transport: TransportKeys | null;
+  /** Guest frames holding the context's VMSAs (SEV-ES): never decrypted for the host. */
+  vmsaPfns: Set<number>;
 }
 
 export class ContextTable {
@@ -62,7 +64,7 @@ export class ContextTable {
   create(policy: number, vek: Buffer, state: GStateCode): GuestFwContext {
     const ctx: GuestFwContext = {
       handle: this.nextHandle++, policy, state, vek, asid: null,
-      tek: Buffer.alloc(16), tik: Buffer.alloc(16), ld: createHash('sha256'), launchDigest: null, measure: null, transport: null,
+      tek: Buffer.alloc(16), tik: Buffer.alloc(16), ld: createHash('sha256'), launchDigest: null, measure: null, transport: null, vmsaPfns: new Set(),
     };
     this.contexts.set(ctx.handle, ctx);
     this.platform.contextCreated();

@@ -17,6 +17,7 @@ import { REPORT_SIZE, signReport } from '../../abi/attestation-report.js';
 import type { MemoryController } from '../memory/memory-controller.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { OutBuf } from './platform.js';
+import { VMSA_SIZE } from '../../abi/vmsa.js';
 
 export const Policy = { NODBG: 0x1, NOKS: 0x2, ES: 0x4, NOSEND: 0x8, DOMAIN: 0x10, SEV: 0x20 } as const;
 const POLICY_RESERVED = 0xffc0;
@@ -110,6 +111,21 @@ export class GuestFirmware {
     if (gpa % 16 !== 0 || !mem.regionOf(gpa, len)) fail(cmd, FwStatus.INVALID_ADDRESS);
     this.bound(cmd, ctx, mem);
     mem.encryptInPlace(gpa, len, (plain) => ctx.ld.update(plain));
+  }
+
+  /**
+   * SEV-ES (§6.6): measures a vCPU's VMSA page after all data and encrypts it in place; the
+   * page is the firmware's from now on (DBG_* refuse it).
+   */
+  launchUpdateVmsa(handle: number, mem: GuestMemory, gpa: number, len: number): void {
+    const cmd = 'LAUNCH_UPDATE_VMSA';
+    const ctx = this.contexts.check(cmd, handle, { needsActive: true });
+    if (!(ctx.policy & Policy.ES)) fail(cmd, FwStatus.POLICY_FAILURE);
+    if (len !== VMSA_SIZE) fail(cmd, FwStatus.INVALID_LEN);
+    if (gpa % VMSA_SIZE !== 0 || !mem.regionOf(gpa, len)) fail(cmd, FwStatus.INVALID_ADDRESS);
+    this.bound(cmd, ctx, mem);
+    mem.encryptInPlace(gpa, len, (plain) => ctx.ld.update(plain));
+    ctx.vmsaPfns.add(gpa / VMSA_SIZE);
   }
 
   launchMeasure(handle: number, out: OutBuf): Buffer {
@@ -217,6 +233,9 @@ export class GuestFirmware {
     if (ctx.policy & Policy.NODBG) fail(cmd, FwStatus.POLICY_FAILURE);
     if (len === 0 || len % 16 !== 0) fail(cmd, FwStatus.INVALID_LEN);
     if (a % 16 !== 0 || b % 16 !== 0) fail(cmd, FwStatus.INVALID_ADDRESS);
+    for (let pfn = Math.floor(a / VMSA_SIZE); pfn * VMSA_SIZE < a + len; pfn++) {
+      if (ctx.vmsaPfns.has(pfn)) fail(cmd, FwStatus.INVALID_PARAM);
+    }
     this.bound(cmd, ctx, mem);
   }
 

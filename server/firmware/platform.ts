@@ -15,6 +15,7 @@ import { loadEmulatedRoot, type EmulatedRoot, type Generation } from './emulated
 import { addCekSignature, makeCekCert, makePdhCert, makePekCert, type ApiVersion } from './platform-certs.js';
 import { makeOcaCert, unsignedCert } from '../../abi/certs/issue.js';
 import { readNvState, StateFileError, writeNvState, type NvState } from './nv-state.js';
+import { generationFeatures } from './generations.js';
 
 export type PlatformState = 'UNINIT' | 'INIT' | 'WORKING';
 
@@ -158,12 +159,14 @@ export class Platform {
     raw[1] = this.api.minor;
     raw[2] = STATE_CODE[this.state];
     raw[3] = this.keys.owner === 'external' ? 1 : 0;
-    raw.writeUInt16LE(0, 4); // CONFIG.ES = 0: SEV-ES launches are not emulated
+    // CONFIG.ES (the kernel's flags bit 8): SEV-ES is initialised from rome on.
+    const es = generationFeatures(this.opts.generation).es;
+    raw.writeUInt16LE(es ? 1 : 0, 4);
     raw[7] = this.opts.build;
     raw.writeUInt32LE(this.contexts, 8);
     return {
       apiMajor: this.api.major, apiMinor: this.api.minor, state: this.state, owner: this.keys.owner,
-      es: false, build: this.opts.build, guestCount: this.contexts, raw,
+      es, build: this.opts.build, guestCount: this.contexts, raw,
     };
   }
 

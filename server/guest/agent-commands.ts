@@ -7,11 +7,14 @@ import type { SessionContext } from '../dispatch/common-commands.js';
 import { QmpError } from '../qmp/errors.js';
 import { PAGE_SIZE } from '../memory/sparse-memory.js';
 import type { Guest } from './guest.js';
+import { VMSA_REGION } from './layout.js';
 
 export interface AgentContext extends SessionContext {
   guest: Guest;
   /** Guest-visible memory access (the SEV layer decrypts private pages). */
   view: GuestMemoryView;
+  /** What the guest's MSR_AMD64_SEV_STATUS says (and its VMSA's SEV_FEATURES). */
+  sevStatus(): { sev: boolean; es: boolean; snp: boolean; features: number };
 }
 
 export interface GuestMemoryView {
@@ -29,10 +32,12 @@ function requireRunning(guest: Guest): void {
 }
 
 function checkRange(guest: Guest, gpa: unknown, size: number): number {
-  if (typeof gpa !== 'number' || !guest.memory.regionOf(gpa, Math.max(size, 1))) {
+  const region = typeof gpa === 'number' ? guest.memory.regionOf(gpa, Math.max(size, 1)) : undefined;
+  // VMSA frames are the firmware's: no guest software reaches them.
+  if (!region || region.name === VMSA_REGION) {
     throw QmpError.generic(`Invalid guest physical address 0x${BigInt(gpa as number).toString(16)}/size ${size}`);
   }
-  return gpa;
+  return gpa as number;
 }
 
 /** interface.md §8: every agent command needs a running guest (a stopped guest's agent cannot answer). */
@@ -46,6 +51,10 @@ export function agentHandlers(): Record<string, Handler<AgentContext>> {
 function commands(): Record<string, Handler<AgentContext>> {
   return {
     'guest-ping': () => {},
+    'guest-sev-features': (_a, { sevStatus }) => {
+      const s = sevStatus();
+      return { sev: s.sev, 'sev-es': s.es, 'sev-snp': s.snp, 'sev-features': s.features };
+    },
     'guest-info': (_a, ctx) => {
       return {
         version: AGENT_VERSION,

@@ -25,6 +25,10 @@ export interface GuestConfig {
   append: string | null;
   paused: boolean;
   incoming: string | null;
+  /** vCPUs (`smp`). */
+  smp: number;
+  /** Frames set aside for VMSAs (SEV-ES: one per vCPU; otherwise 0). */
+  vmsaPages: number;
 }
 
 export interface GuestEvents {
@@ -48,7 +52,7 @@ export class Guest {
   /** `mc` is the host's memory controller for an SEV guest, null for a plain one. */
   constructor(readonly config: GuestConfig, private readonly events: GuestEvents = {}, mc: MemoryController | null = null) {
     this.name = config.name;
-    this.memory = new GuestMemory(machineLayout(config.memoryBytes, config.firmware.length), mc);
+    this.memory = new GuestMemory(machineLayout(config.memoryBytes, config.firmware.length, config.vmsaPages), mc);
     const table = parseOvmfTable(config.firmware);
     this.ovmfEntries = 'entries' in table ? table.entries : [];
     this.autostart = !config.paused;

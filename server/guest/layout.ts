@@ -9,11 +9,22 @@ export const FOUR_GIB = 0x1_0000_0000;
 const LOWMEM_SPLIT = 0xb000_0000;
 const LOWMEM_MAX = 0x8000_0000;
 
-export function machineLayout(memBytes: number, firmwareBytes: number): Region[] {
+/**
+ * SEV-ES VMSAs: KVM keeps them in host pages outside guest RAM; sevd gives them frames of
+ * their own, far above RAM, so that the host's view (xp, memsave) can show their
+ * ciphertext. Not RAM: guest software and the guest agent never reach them.
+ */
+export const VMSA_REGION = 'sev.vmsa';
+export const VMSA_REGION_BASE = 0xff_fff0_0000;
+/** Guest RAM must end below the VMSA frames. */
+export const MAX_RAM_END = VMSA_REGION_BASE;
+
+export function machineLayout(memBytes: number, firmwareBytes: number, vmsaPages = 0): Region[] {
   const low = memBytes >= LOWMEM_SPLIT ? LOWMEM_MAX : memBytes;
   const regions: Region[] = [{ name: 'pc.ram', base: 0, size: low }];
   if (memBytes > low) regions.push({ name: 'pc.ram-above-4g', base: FOUR_GIB, size: memBytes - low });
   if (firmwareBytes > 0) regions.push({ name: 'system.flash0', base: FOUR_GIB - firmwareBytes, size: firmwareBytes });
+  if (vmsaPages > 0) regions.push({ name: VMSA_REGION, base: VMSA_REGION_BASE, size: vmsaPages * 4096 });
   return regions;
 }
 

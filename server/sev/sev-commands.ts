@@ -7,10 +7,12 @@ import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import { QmpError } from '../qmp/errors.js';
-import { FirmwareError, FwStatus, fwErrorText } from '../firmware/status.js';
+import { fwErrorText } from '../firmware/status.js';
+import { isLengthQuery, KvmError } from '../kvm/kvm-sev.js';
 import { findEntry, readBaseSize, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';
 import type { SevGuest } from './sev-guest.js';
+import { errnoText } from '../util/strerror.js';
 
 export interface SevGuestContext extends SessionContext {
   guest: Guest;
@@ -63,9 +65,9 @@ function injectSecret<C extends SevGuestContext>(): Handler<C> {
     checkGuestRange(guest, gpa, secret.length, rawGpa);
     if (hdr.length > KVM_MAX_SECRET || secret.length > KVM_MAX_SECRET) throw QmpError.generic("SEV: failed to inject secret ret=-22 fw_error=0 ''");
     try {
-      s.fw.launchSecret(s.handle, hdr, guest.memory, gpa, secret.length, secret);
+      s.launchSecret(hdr, gpa, secret);
     } catch (e) {
-      if (e instanceof FirmwareError) throw QmpError.generic(`SEV: failed to inject secret ret=-5 fw_error=${e.status} '${fwErrorText(e.status)}'`);
+      if (e instanceof KvmError) throw QmpError.generic(`SEV: failed to inject secret ret=${e.ret} fw_error=${e.fwError} '${fwErrorText(e.fwError)}'`);
       throw e;
     }
     s.lastSecretGpa = gpa;
@@ -81,20 +83,20 @@ function attestationReport<C extends SevGuestContext>(): Handler<C> {
     if (mnonce.length !== 16) throw QmpError.generic(`SEV: mnonce must be 16 bytes (got ${mnonce.length})`);
     let len = 0;
     try {
-      s.fw.attestation(s.handle, mnonce, null);
+      s.attestationReport(mnonce, 0);
     } catch (e) {
-      if (!(e instanceof FirmwareError)) throw e;
-      if (e.status !== FwStatus.INVALID_LEN) {
+      if (!(e instanceof KvmError)) throw e;
+      if (!isLengthQuery(e)) {
         const head = modern ? 'SEV: Failed' : 'failed';
-        throw QmpError.generic(`${head} to query the attestation report length ret=-5 fw_err=${e.status} (${fwErrorText(e.status)})`);
+        throw QmpError.generic(`${head} to query the attestation report length ret=${e.ret} fw_err=${e.fwError} (${fwErrorText(e.fwError)})`);
       }
       len = e.lengths['len']!;
     }
     try {
-      return { data: s.fw.attestation(s.handle, mnonce, { len }).toString('base64') };
+      return { data: s.attestationReport(mnonce, len).toString('base64') };
     } catch (e) {
-      if (!(e instanceof FirmwareError)) throw e;
-      throw QmpError.generic(`SEV: Failed to get attestation report ret=-5 fw_err=${e.status} (${fwErrorText(e.status)}): Input/output error`);
+      if (!(e instanceof KvmError)) throw e;
+      throw QmpError.generic(`SEV: Failed to get attestation report ret=${e.ret} fw_err=${e.fwError} (${fwErrorText(e.fwError)}): ${errnoText(e.ret)}`);
     }
   };
 }

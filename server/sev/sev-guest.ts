@@ -1,12 +1,15 @@
 /**
- * One guest's SEV state as QEMU's target/i386/sev.c keeps it: the launch flow at machine
- * init (LAUNCH_START, ACTIVATE, LAUNCH_UPDATE_DATA of the firmware and the kernel hashes,
- * LAUNCH_MEASURE), LAUNCH_FINISH on the first run, the SevState seen over QMP, and teardown.
+ * One guest's SEV state as QEMU's target/i386/sev.c keeps it: the VM type and SEV INIT,
+ * the launch flow at machine init (LAUNCH_START, LAUNCH_UPDATE_DATA of the firmware and
+ * the kernel hashes, for SEV-ES the vCPUs' VMSAs, LAUNCH_MEASURE), LAUNCH_FINISH on the
+ * first run, the SevState seen over QMP, and teardown. It talks to the KVM layer only,
+ * and words KVM's failures as QEMU does.
  */
 import { readFileSync } from 'node:fs';
-import { FirmwareError, FwStatus } from '../firmware/status.js';
-import { fwCall } from './fw-call.js';
+import { fwErrorText } from '../firmware/status.js';
 import { Policy } from '../firmware/guest-firmware.js';
+import { isLengthQuery, KvmError, KvmSev, VmType, type VcpuReset } from '../kvm/kvm-sev.js';
+import { esResetEip } from '../../abi/vmsa.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import { QmpError } from '../qmp/errors.js';
 import { strerror } from '../util/strerror.js';
@@ -14,6 +17,8 @@ import { buildKernelHashesTable, PADDED_TABLE_SIZE } from '../../abi/kernel-hash
 import { findEntry, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';
 import type { SevHost } from './sev-host.js';
+import { BSP_RESET_EIP, CPU_MODELS, HOST_SIGNATURE, VMSA_SIZE } from '../../abi/vmsa.js';
+import { VMSA_REGION } from '../guest/layout.js';
 
 export const SEV_STATES = ['uninit', 'launch-update', 'launch-secret', 'running', 'send-update', 'receive-update'] as const;
 export type SevState = (typeof SEV_STATES)[number];
@@ -26,6 +31,26 @@ export interface SevGuestSpec {
   cbitpos: number | null;
   reducedPhysBits: number | null;
   kernelHashes: boolean;
+  /** QEMU's `legacy-vm-type` (9.1+): true = KVM_X86_DEFAULT_VM with the legacy INIT commands. */
+  legacyVmType: boolean;
+  smp: number;
+  /** A QEMU CPU model name, or `host`. */
+  cpu: string;
+}
+
+/** KVM's failure as QEMU reports a launch command's: the interface's firmware text, or the errno. */
+function kvmFailure(e: unknown, qemuText: (e: KvmError) => string): never {
+  if (!(e instanceof KvmError)) throw e;
+  if (e.fwCommand) throw QmpError.generic(`SEV: ${e.fwCommand} failed: fw_err=${e.fwError} (${fwErrorText(e.fwError)})`);
+  throw QmpError.generic(qemuText(e));
+}
+
+function kvm<T>(fn: () => T, qemuText: (e: KvmError) => string = (e) => `SEV: ${e.ioctl} failed: ret=${e.ret}`): T {
+  try {
+    return fn();
+  } catch (e) {
+    return kvmFailure(e, qemuText);
+  }
 }
 
 export class SevGuest {
@@ -33,7 +58,8 @@ export class SevGuest {
   /** The firmware handle (QEMU updates the `handle` property with it). */
   handle: number;
   policy: number;
-  asid: number | null = null;
+  /** KVM's side of the VM (created at launch or RECEIVE_START). */
+  private kvmSev: KvmSev | null = null;
   /** PLATFORM_STATUS values read when the guest was created. */
   readonly api: { major: number; minor: number; build: number };
   /** base64 of MEASURE ‖ MNONCE, taken once at machine init. */
@@ -65,6 +91,29 @@ export class SevGuest {
     return this.host.firmware;
   }
 
+  get es(): boolean {
+    return (this.policy & Policy.ES) !== 0;
+  }
+
+  get asid(): number | null {
+    return this.kvmSev?.asid ?? null;
+  }
+
+  /** QEMU's sev_kvm_type: legacy type before 9.1 or with legacy-vm-type, else SEV / SEV-ES. */
+  private vmType(): number {
+    if (!this.host.init2 || this.spec.legacyVmType) return VmType.DEFAULT;
+    return this.es ? VmType.SEV_ES : VmType.SEV;
+  }
+
+  /** KVM_CREATE_VM and the SEV INIT of sev_common_kvm_init; nothing is left behind on failure. */
+  private initVm(): KvmSev {
+    const initFailed = (e: KvmError) => `sev_common_kvm_init: failed to initialize ret=${e.ret} fw_error=${e.fwError} '${fwErrorText(e.fwError)}'`;
+    const vm = kvm(() => KvmSev.createVm(this.host, this.vmType() as 0), () => 'sev_common_kvm_init: host kernel does not support the requested SEV configuration.');
+    if (vm.vmType === VmType.DEFAULT) kvm(() => vm.init(this.es ? 'KVM_SEV_ES_INIT' : 'KVM_SEV_INIT'), initFailed);
+    else kvm(() => vm.init('KVM_SEV_INIT2', {}), initFailed);
+    this.kvmSev = vm;
+    return vm;
+  }
   get sevStateCode(): number {
     return SEV_STATES.indexOf(this.state);
   }
@@ -73,20 +122,20 @@ export class SevGuest {
   launch(): void {
     const godh = readB64File(this.spec.dhCertFile);
     const session = readB64File(this.spec.sessionFile);
-    const asid = this.host.asids.allocate();
-    if (asid === undefined) throw QmpError.generic("sev_common_kvm_init: failed to initialize ret=-16 fw_error=0 ''");
-    this.asid = asid;
+    const vcpus = this.es ? this.vcpuResets() : [];
+    const vm = this.initVm();
     try {
-      this.handle = fwCall(() => this.fw.launchStart({ handle: this.spec.handle, policy: this.policy, godh, session }));
+      this.handle = kvm(() => vm.launchStart({ handle: this.spec.handle, policy: this.policy, godh, session }));
       this.state = 'launch-update';
-      this.fw.activate(this.handle, asid);
       const mem = this.guest.memory;
-      mem.asid = asid;
+      mem.asid = vm.asid;
       mem.setDefaultPrivate();
       const flash = mem.regions.find((r) => r.name === 'system.flash0');
-      if (flash) fwCall(() => this.fw.launchUpdateData(this.handle, mem, flash.base, flash.size));
+      if (flash) kvm(() => vm.launchUpdateData(mem, flash.base, flash.size));
       if (this.spec.kernelHashes && this.guest.config.kernel) this.measureKernelHashes();
-      const blob = fwCall(() => this.measureWithLengthQuery());
+      // SEV-ES: the vCPUs' register state is measured after all data (machine-init-done).
+      if (this.es) kvm(() => vm.launchUpdateVmsa(mem, vcpus, this.vmsaFrames()));
+      const blob = kvm(() => this.measureWithLengthQuery());
       this.measurement = blob.toString('base64');
       this.state = 'launch-secret';
     } catch (e) {
@@ -95,15 +144,36 @@ export class SevGuest {
     }
   }
 
+  /**
+   * Each vCPU's reset state: the BSP at the reset vector, APs at the address OVMF's SEV-ES
+   * reset block names (QEMU: sev_es_save_reset_vector; without it an AP would start where
+   * the BSP does, which OVMF cannot handle, so QEMU refuses).
+   */
+  private vcpuResets(): VcpuReset[] {
+    const apEip = esResetEip(this.guest.ovmfEntries);
+    if (apEip === undefined && this.spec.smp > 1) {
+      throw QmpError.generic('SEV information block/Firmware GUID Table block not found in pflash rom');
+    }
+    const signature = this.spec.cpu === 'host' ? HOST_SIGNATURE[this.host.generation]! : CPU_MODELS[this.spec.cpu]!;
+    return Array.from({ length: this.spec.smp }, (_, i) => ({ eip: i === 0 ? BSP_RESET_EIP : apEip!, signature }));
+  }
+
+  /** The guest frames of the VMSA region, in vCPU order. */
+  private vmsaFrames(): number[] {
+    const r = this.guest.memory.regions.find((x) => x.name === VMSA_REGION);
+    return Array.from({ length: this.spec.smp }, (_, i) => r!.base / VMSA_SIZE + i);
+  }
+
   private measureWithLengthQuery(): Buffer {
+    const vm = this.kvmSev!;
     let len = 0;
     try {
-      this.fw.launchMeasure(this.handle, null);
+      vm.launchMeasure(0);
     } catch (e) {
-      if (!(e instanceof FirmwareError) || e.status !== FwStatus.INVALID_LEN) throw e;
-      len = e.lengths['len']!;
+      if (!isLengthQuery(e)) throw e;
+      len = (e as KvmError).lengths['len']!;
     }
-    return this.fw.launchMeasure(this.handle, { len });
+    return vm.launchMeasure(len);
   }
 
   private measureKernelHashes(): void {
@@ -123,16 +193,16 @@ export class SevGuest {
     const c = this.guest.config;
     const table = buildKernelHashesTable(read(c.kernel)!, read(c.initrd), c.append);
     this.guest.memory.write(area.base, table);
-    fwCall(() => this.fw.launchUpdateData(this.handle, this.guest.memory, area.base, PADDED_TABLE_SIZE));
+    kvm(() => this.kvmSev!.launchUpdateData(this.guest.memory, area.base, PADDED_TABLE_SIZE));
   }
 
   /** First transition to running: LAUNCH_FINISH, or RECEIVE_FINISH after an incoming migration. */
   beforeFirstRun(): void {
     if (this.state === 'launch-secret') {
-      fwCall(() => this.fw.launchFinish(this.handle));
+      kvm(() => this.kvmSev!.launchFinish());
       this.state = 'running';
     } else if (this.state === 'receive-update') {
-      fwCall(() => this.host.sendReceive.receiveFinish(this.handle));
+      kvm(() => this.kvmSev!.receiveFinish(() => this.host.sendReceive.receiveFinish(this.handle)));
       this.state = 'running';
     }
   }
@@ -148,15 +218,12 @@ export class SevGuest {
 
   /** Destination (QEMU §17.2): RECEIVE_START with the stream's policy, PDH and session, then ACTIVATE. */
   receiveStart(policy: number, sourcePdh: Buffer, session: Buffer): void {
-    const asid = this.host.asids.allocate();
-    if (asid === undefined) throw QmpError.generic("sev_common_kvm_init: failed to initialize ret=-16 fw_error=0 ''");
-    this.asid = asid;
+    const vm = this.initVm();
     try {
-      this.handle = fwCall(() => this.sr.receiveStart({ handle: this.spec.handle, policy, pdh: sourcePdh, session }));
+      this.handle = kvm(() => vm.receiveStart(() => this.sr.receiveStart({ handle: this.spec.handle, policy, pdh: sourcePdh, session })));
       this.policy = policy;
       this.state = 'receive-update';
-      this.fw.activate(this.handle, asid);
-      this.guest.memory.asid = asid;
+      this.guest.memory.asid = vm.asid;
       this.guest.memory.setDefaultPrivate();
     } catch (e) {
       this.destroy();
@@ -189,23 +256,38 @@ export class SevGuest {
     const end = Math.ceil((gpa + len) / 16) * 16;
     if (!mem.regionOf(start, end - start)) return mem.read(gpa, len);
     try {
-      const plain = this.fw.dbgDecrypt(this.handle, mem, start, end - start);
+      const plain = this.kvmSev!.dbgDecrypt(mem, start, end - start);
       return plain.subarray(gpa - start, gpa - start + len);
     } catch (e) {
-      if (e instanceof FirmwareError) return mem.read(gpa, len);
+      // Refused (a VMSA page, a context that cannot debug): the host sees what is stored.
+      if (e instanceof KvmError) return mem.read(gpa, len);
       throw e;
     }
   }
 
   /** DEACTIVATE, DECOMMISSION, ASID back to the pool (guest teardown). */
   destroy(): void {
-    const ctx = this.fw.contexts.peek(this.handle);
-    if (ctx && this.asid !== null && ctx.asid === this.asid) this.fw.deactivate(this.handle);
-    if (ctx && this.state !== 'uninit') this.fw.decommission(this.handle);
+    this.kvmSev?.destroy();
+    this.kvmSev = null;
     this.state = 'uninit';
-    if (this.asid !== null) this.host.asids.release(this.asid);
-    this.asid = null;
     this.guest.memory.asid = null;
+  }
+
+  /** MSR_AMD64_SEV_STATUS as the running guest reads it, and its VMSA's SEV_FEATURES. */
+  guestStatus(): { sev: boolean; es: boolean; snp: boolean; features: number } {
+    const on = this.kvmSev !== null;
+    return { sev: on, es: on && this.kvmSev!.es, snp: false, features: on && this.kvmSev!.es ? this.kvmSev!.vmsaFeatures : 0 };
+  }
+
+  /** LAUNCH_SECRET through KVM (sev-inject-launch-secret); KvmError for QEMU's wording. */
+  launchSecret(hdr: Uint8Array, gpa: number, trans: Uint8Array): void {
+    this.kvmSev!.launchSecret(hdr, this.guest.memory, gpa, trans);
+  }
+
+  /** KVM_SEV_GET_ATTESTATION_REPORT; `len` 0 is the length query. KvmError for QEMU's wording. */
+  attestationReport(mnonce: Uint8Array, len: number): Buffer {
+    if (!this.kvmSev) throw new KvmError('KVM_SEV_GET_ATTESTATION_REPORT', -25);
+    return this.kvmSev.attestationReport(mnonce, len);
   }
 
   /** `info sev` lines (qmp-protocol.md §11). */

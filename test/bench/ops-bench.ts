@@ -8,7 +8,7 @@ import { Platform } from '../../server/firmware/platform.js';
 import { GuestFirmware } from '../../server/firmware/guest-firmware.js';
 import { MemoryController } from '../../server/memory/memory-controller.js';
 import { GuestMemory } from '../../server/memory/guest-memory.js';
-import { AsidPool } from '../../server/sev/asid-pool.js';
+import { AsidPool } from '../../server/kvm/asid-pool.js';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 

@@ -24,7 +24,7 @@ t.test('platform commands over QMP', async (t) => {
   const c = await RawClient.connect(sevd.controlPath);
   await c.negotiate();
   t.same((await c.execute('sev-platform-status')).return,
-    { 'api-major': 1, 'api-minor': 55, 'build-id': 21, state: 'init', owner: 'self', es: false, 'guest-count': 0 });
+    { 'api-major': 1, 'api-minor': 55, 'build-id': 21, state: 'init', owner: 'self', es: true, 'guest-count': 0 });
   const certs = await exported(c);
   t.ok(verifyChain(certs).ok, 'sev-export-certs chain verifies');
   const caps = (await c.execute('query-sev-capabilities')).return;

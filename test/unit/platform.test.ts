@@ -39,7 +39,7 @@ t.test('states and the allowed-command table', async (t) => {
   t.equal(fwStatus(() => p.pekGen()), FwStatus.INVALID_PLATFORM_STATE, 'PEK_GEN in WORKING');
   t.equal(fwStatus(() => p.pdhGen()), 'ok', 'PDH_GEN in WORKING');
   const st = p.status();
-  t.same([...st.raw], [1, 55, 2, 0, 0, 0, 0, 21, 1, 0, 0, 0], 'PLATFORM_STATUS bytes');
+  t.same([...st.raw], [1, 55, 2, 0, 1, 0, 0, 21, 1, 0, 0, 0], 'PLATFORM_STATUS bytes (CONFIG.ES set: milan has SEV-ES)');
   p.contextRemoved();
   t.equal(p.platformState, 'INIT', 'back to INIT when the last context goes');
   let decommissioned = 0;

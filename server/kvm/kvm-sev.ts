@@ -1,0 +1,248 @@
+/**
+ * KVM's SEV side of one VM, after the seed (linux Documentation/virt/kvm/x86/
+ * amd-memory-encryption.rst) and arch/x86/kvm/svm/sev.c: the VM type, KVM_SEV_INIT2 or the
+ * legacy KVM_SEV_INIT / KVM_SEV_ES_INIT, the ASID, and the KVM_MEMORY_ENCRYPT_OP commands
+ * of a launch, each one or a few firmware commands. A failure is a KvmError: the ioctl's
+ * negative errno and, when the firmware refused, its status (the `error` field), exactly
+ * what QEMU gets and words its messages from.
+ */
+import { FirmwareError, FwStatus, type SevCommand } from '../firmware/status.js';
+import { Policy, type GuestFirmware } from '../firmware/guest-firmware.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import type { AsidPool } from './asid-pool.js';
+import { buildVmsa, SevFeature, VMSA_SIZE } from '../../abi/vmsa.js';
+import { generationFeatures } from '../firmware/generations.js';
+import type { Generation } from '../firmware/emulated-root.js';
+
+export const VmType = { DEFAULT: 0, SEV: 2, SEV_ES: 3, SNP: 4 } as const;
+export type VmTypeCode = (typeof VmType)[keyof typeof VmType];
+
+export const Errno = { EIO: 5, EFAULT: 14, EBUSY: 16, EINVAL: 22, ENOTTY: 25 } as const;
+
+/** GHCB protocol versions KVM speaks; INIT2 with 0 means this. */
+const GHCB_VERSION_MAX = 2;
+
+export class KvmError extends Error {
+  constructor(
+    readonly ioctl: string,
+    /** Negative errno, as the ioctl returns it. */
+    readonly ret: number,
+    /** The firmware status (0 when KVM refused before the firmware ran). */
+    readonly fwError = 0,
+    readonly fwCommand: SevCommand | null = null,
+    /** Lengths a length query reports back (INVALID_LEN). */
+    readonly lengths: Record<string, number> = {},
+  ) {
+    super(`${ioctl} ret=${ret} fw_error=${fwError}`);
+  }
+}
+
+/** The SEV VM types this host's KVM accepts at KVM_CREATE_VM. */
+export function supportedVmTypes(g: Generation): VmTypeCode[] {
+  const f = generationFeatures(g);
+  return [VmType.DEFAULT, VmType.SEV, ...(f.es ? [VmType.SEV_ES] : []), ...(f.snp ? [VmType.SNP] : [])];
+}
+
+/** The KVM_X86_SEV_VMSA_FEATURES attribute: DebugSwap from milan on, SecureTSC from genoa on. */
+export function supportedVmsaFeatures(g: Generation): number {
+  const order: Generation[] = ['naples', 'rome', 'milan', 'genoa', 'turin'];
+  const at = order.indexOf(g);
+  return (at >= 2 ? SevFeature.DEBUG_SWAP : 0) | (at >= 3 ? SevFeature.SECURE_TSC : 0);
+}
+
+export interface KvmHost {
+  firmware: GuestFirmware;
+  asids: AsidPool;
+  generation: Generation;
+}
+
+export interface SevInitArgs {
+  vmsaFeatures?: number;
+  flags?: number;
+  ghcbVersion?: number;
+}
+
+/** A vCPU's reset state as user space set it (KVM_SET_REGS / _SREGS / CPUID). */
+export interface VcpuReset {
+  eip: number;
+  signature: number;
+}
+
+export class KvmSev {
+  private initialized = false;
+  /** The VM runs with encrypted register state (an ES VM, or KVM_SEV_ES_INIT). */
+  es = false;
+  vmsaFeatures = 0;
+  ghcbVersion = 0;
+  /** KVM_SEV_INIT2 syncs the FPU control words into VMSAs; the legacy commands did not. */
+  private init2 = false;
+  asid: number | null = null;
+  /** The firmware handle once LAUNCH_START or RECEIVE_START made a context. */
+  handle = 0;
+  private launched = false;
+
+  private constructor(private readonly host: KvmHost, readonly vmType: VmTypeCode) {}
+
+  /** KVM_CREATE_VM with an SEV type: -EINVAL where this host's KVM lacks the type. */
+  static createVm(host: KvmHost, vmType: VmTypeCode): KvmSev {
+    if (!supportedVmTypes(host.generation).includes(vmType)) throw new KvmError('KVM_CREATE_VM', -Errno.EINVAL);
+    return new KvmSev(host, vmType);
+  }
+
+  private get fw(): GuestFirmware {
+    return this.host.firmware;
+  }
+
+  /** Runs firmware work; a FirmwareError becomes -EIO with its status. */
+  private fwOp<T>(ioctl: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof FirmwareError) throw new KvmError(ioctl, -Errno.EIO, e.status, e.command, e.lengths);
+      throw e;
+    }
+  }
+
+  private refuse(ioctl: string, errno: number): never {
+    throw new KvmError(ioctl, -errno);
+  }
+
+  /**
+   * KVM_SEV_INIT2 (the seed's rules, in KVM's order), or the legacy KVM_SEV_INIT /
+   * KVM_SEV_ES_INIT, which only a KVM_X86_DEFAULT_VM takes and which behave as INIT2 with
+   * no features and GHCB version 0 / 1. Takes the VM's ASID.
+   */
+  init(cmd: 'KVM_SEV_INIT2' | 'KVM_SEV_INIT' | 'KVM_SEV_ES_INIT', args: SevInitArgs = {}): void {
+    if (this.initialized) this.refuse(cmd, Errno.EINVAL);
+    let es: boolean;
+    let ghcb = 0;
+    let features = 0;
+    if (cmd === 'KVM_SEV_INIT2') {
+      if (this.vmType !== VmType.SEV && this.vmType !== VmType.SEV_ES) this.refuse(cmd, Errno.EINVAL);
+      es = this.vmType === VmType.SEV_ES;
+      features = args.vmsaFeatures ?? 0;
+      ghcb = args.ghcbVersion ?? 0;
+      if ((args.flags ?? 0) !== 0) this.refuse(cmd, Errno.EINVAL);
+      if (features & ~supportedVmsaFeatures(this.host.generation)) this.refuse(cmd, Errno.EINVAL);
+      if (!es && (features !== 0 || ghcb !== 0)) this.refuse(cmd, Errno.EINVAL);
+      if (ghcb > GHCB_VERSION_MAX) this.refuse(cmd, Errno.EINVAL);
+      if (es && ghcb === 0) ghcb = GHCB_VERSION_MAX;
+    } else {
+      if (this.vmType !== VmType.DEFAULT) this.refuse(cmd, Errno.EINVAL);
+      es = cmd === 'KVM_SEV_ES_INIT';
+      if (es && !generationFeatures(this.host.generation).es) this.refuse(cmd, Errno.ENOTTY);
+      ghcb = es ? 1 : 0;
+    }
+    const asid = this.host.asids.allocate(es);
+    if (asid === undefined) this.refuse(cmd, Errno.EBUSY);
+    this.asid = asid;
+    this.es = es;
+    this.vmsaFeatures = features;
+    this.ghcbVersion = ghcb;
+    this.init2 = cmd === 'KVM_SEV_INIT2';
+    this.initialized = true;
+  }
+
+  private requireInit(ioctl: string): void {
+    if (!this.initialized) this.refuse(ioctl, Errno.ENOTTY);
+  }
+
+  /** KVM_SEV_LAUNCH_START: LAUNCH_START, then ACTIVATE with the VM's ASID. */
+  launchStart(a: { handle: number; policy: number; godh: Uint8Array | null; session: Uint8Array | null }): number {
+    const ioctl = 'KVM_SEV_LAUNCH_START';
+    this.requireInit(ioctl);
+    // An ES VM needs an ES policy and a plain SEV VM must not have one (KVM checks both).
+    if (!!(a.policy & Policy.ES) !== this.es) this.refuse(ioctl, Errno.EINVAL);
+    this.handle = this.fwOp(ioctl, () => this.fw.launchStart(a));
+    this.launched = true;
+    this.fwOp(ioctl, () => this.fw.activate(this.handle, this.asid!));
+    return this.handle;
+  }
+
+  /** KVM_SEV_RECEIVE_START: RECEIVE_START, then ACTIVATE (the migration target). */
+  receiveStart(start: () => number): number {
+    const ioctl = 'KVM_SEV_RECEIVE_START';
+    this.requireInit(ioctl);
+    this.handle = this.fwOp(ioctl, start);
+    this.launched = true;
+    this.fwOp(ioctl, () => this.fw.activate(this.handle, this.asid!));
+    return this.handle;
+  }
+
+  /** KVM_SEV_RECEIVE_FINISH. */
+  receiveFinish(finish: () => void): void {
+    const ioctl = 'KVM_SEV_RECEIVE_FINISH';
+    this.requireInit(ioctl);
+    this.fwOp(ioctl, finish);
+  }
+
+  launchUpdateData(mem: GuestMemory, gpa: number, len: number): void {
+    const ioctl = 'KVM_SEV_LAUNCH_UPDATE_DATA';
+    this.requireInit(ioctl);
+    if (gpa % 16 !== 0 || len % 16 !== 0) this.refuse(ioctl, Errno.EINVAL);
+    this.fwOp(ioctl, () => this.fw.launchUpdateData(this.handle, mem, gpa, len));
+  }
+
+  /**
+   * KVM_SEV_LAUNCH_UPDATE_VMSA: for each vCPU in order, KVM syncs its register state into
+   * the VMSA page (the FPU control words only under INIT2) and has the firmware measure
+   * and encrypt it. `frames` are the guest frames that hold the VMSAs.
+   */
+  launchUpdateVmsa(mem: GuestMemory, vcpus: readonly VcpuReset[], frames: readonly number[]): void {
+    const ioctl = 'KVM_SEV_LAUNCH_UPDATE_VMSA';
+    this.requireInit(ioctl);
+    if (!this.es || frames.length !== vcpus.length) this.refuse(ioctl, Errno.EINVAL);
+    vcpus.forEach((v, i) => {
+      const gpa = frames[i]! * VMSA_SIZE;
+      mem.write(gpa, buildVmsa({ eip: v.eip, vcpuSignature: v.signature, sevFeatures: this.vmsaFeatures, fpuInit: this.init2 }));
+      this.fwOp(ioctl, () => this.fw.launchUpdateVmsa(this.handle, mem, gpa, VMSA_SIZE));
+    });
+  }
+
+  /** KVM_SEV_LAUNCH_MEASURE; `len` 0 is the length query (-EIO, INVALID_LEN, the length). */
+  launchMeasure(len: number): Buffer {
+    const ioctl = 'KVM_SEV_LAUNCH_MEASURE';
+    this.requireInit(ioctl);
+    return this.fwOp(ioctl, () => this.fw.launchMeasure(this.handle, len === 0 ? null : { len }));
+  }
+
+  launchSecret(hdr: Uint8Array, mem: GuestMemory, gpa: number, trans: Uint8Array): void {
+    const ioctl = 'KVM_SEV_LAUNCH_SECRET';
+    this.requireInit(ioctl);
+    this.fwOp(ioctl, () => this.fw.launchSecret(this.handle, hdr, mem, gpa, trans.length, trans));
+  }
+
+  launchFinish(): void {
+    const ioctl = 'KVM_SEV_LAUNCH_FINISH';
+    this.requireInit(ioctl);
+    this.fwOp(ioctl, () => this.fw.launchFinish(this.handle));
+  }
+
+  /** KVM_SEV_GET_ATTESTATION_REPORT; `len` 0 is the length query. */
+  attestationReport(mnonce: Uint8Array, len: number): Buffer {
+    const ioctl = 'KVM_SEV_GET_ATTESTATION_REPORT';
+    this.requireInit(ioctl);
+    return this.fwOp(ioctl, () => this.fw.attestation(this.handle, mnonce, len === 0 ? null : { len }));
+  }
+
+  /** KVM_SEV_DBG_DECRYPT. */
+  dbgDecrypt(mem: GuestMemory, gpa: number, len: number): Buffer {
+    const ioctl = 'KVM_SEV_DBG_DECRYPT';
+    this.requireInit(ioctl);
+    return this.fwOp(ioctl, () => this.fw.dbgDecrypt(this.handle, mem, gpa, len));
+  }
+
+  /** The VM is destroyed: DEACTIVATE, DECOMMISSION, the ASID back to the pool (DF_FLUSH later). */
+  destroy(): void {
+    const ctx = this.launched ? this.fw.contexts.peek(this.handle) : undefined;
+    if (ctx && ctx.asid !== null && ctx.asid === this.asid) this.fw.deactivate(this.handle);
+    if (ctx) this.fw.decommission(this.handle);
+    if (this.asid !== null) this.host.asids.release(this.asid);
+    this.asid = null;
+    this.launched = false;
+    this.initialized = false;
+  }
+}
+
+/** The firmware statuses QEMU treats as "ask again with this length". */
+export const isLengthQuery = (e: unknown): boolean => e instanceof KvmError && e.fwError === FwStatus.INVALID_LEN;
