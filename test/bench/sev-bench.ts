@@ -68,6 +68,10 @@ function twoMiBFirmware(dir: string): string {
   return p;
 }
 
+/**
+ * Full launches (add → measure → secret → cont) of SEV guests and of SEV-ES guests with 4
+ * vCPUs on the same 2 MiB firmware, interleaved so that both see the same machine noise.
+ */
 export async function fullLaunchBench(report: Report): Promise<void> {
   const sevd = await startSevd({ guests: [] });
   try {
@@ -76,16 +80,20 @@ export async function fullLaunchBench(report: Report): Promise<void> {
     const ctl = await RawClient.connect(sevd.controlPath);
     await ctl.negotiate();
     const pdh = Buffer.from((await ctl.execute('query-sev-capabilities')).return.pdh, 'base64');
-    const lat: number[] = [];
-    for (let i = 0; i < 40; i++) {
-      const owner = buildLaunchSession(pdh, 1);
+    const kinds = { sev: { policy: 1, extra: {} }, es: { policy: 5, extra: { smp: 4, cpu: 'EPYC-Milan' } } };
+    const lat: Record<keyof typeof kinds, number[]> = { sev: [], es: [] };
+    for (let i = 0; i < 80; i++) {
+      const kind = i % 2 === 0 ? 'sev' : 'es';
+      const { policy, extra } = kinds[kind];
+      const owner = buildLaunchSession(pdh, policy);
       writeFileSync(join(dir, 'godh.b64'), owner.godhB64);
       writeFileSync(join(dir, 'session.b64'), owner.sessionB64);
       const t0 = performance.now();
-      await ctl.execute('guest-add', {
-        name: 'l', memory: '1G', firmware, paused: true,
-        'sev-guest': { policy: 1, 'dh-cert-file': join(dir, 'godh.b64'), 'session-file': join(dir, 'session.b64') },
+      const added = await ctl.execute('guest-add', {
+        name: 'l', memory: '1G', firmware, paused: true, ...extra,
+        'sev-guest': { policy, 'dh-cert-file': join(dir, 'godh.b64'), 'session-file': join(dir, 'session.b64') },
       });
+      if (!('return' in added)) throw new Error(JSON.stringify(added));
       const g = await RawClient.connect(sevd.guestQmp('l'));
       await g.negotiate();
       const blob = (await g.execute('query-sev-launch-measure')).return.data;
@@ -93,13 +101,16 @@ export async function fullLaunchBench(report: Report): Promise<void> {
       const r = await g.execute('sev-inject-launch-secret', { 'packet-header': pkt.header, secret: pkt.secret });
       if (!('return' in r)) throw new Error(JSON.stringify(r));
       await g.execute('cont');
-      lat.push(performance.now() - t0);
+      lat[kind].push(performance.now() - t0);
       await g.close();
       await ctl.execute('guest-del', { name: 'l' });
     }
-    lat.sort((a, b) => a - b);
-    report('sev: full launch 2 MiB firmware (add→measure→secret→cont) p50 ms', percentile(lat, 50));
-    report('sev: full launch p99 ms', percentile(lat, 99));
+    for (const l of Object.values(lat)) l.sort((a, b) => a - b);
+    report('sev: full launch 2 MiB firmware (add→measure→secret→cont) p50 ms', percentile(lat.sev, 50));
+    report('sev: full launch p99 ms', percentile(lat.sev, 99));
+    report('es: full launch, 2 MiB firmware, 4 vCPUs, p50 ms', percentile(lat.es, 50));
+    report('es: full launch p99 ms', percentile(lat.es, 99));
+    report('es: launch p50 / SEV launch p50 (target ≤ 1.2)', percentile(lat.es, 50) / percentile(lat.sev, 50));
     await ctl.close();
   } finally {
     await sevd.stop();

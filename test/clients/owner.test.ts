@@ -108,3 +108,43 @@ t.test('the example key-broker flow against a fresh daemon', async (t) => {
   t.match(r.stdout, /\[9\] the guest reads secret/);
   t.match(r.stdout, /\[10\] done/);
 });
+
+t.test('SEV-ES measurements: library and CLI reproduce vectors E1 and E2 bit for bit', { skip: !existsSync('/usr/share/OVMF/OVMF_CODE.fd') && 'Debian ovmf missing' }, async (t) => {
+  const ovmf = readFileSync('/usr/share/OVMF/OVMF_CODE.fd');
+  const e1 = '4c55bc8b9c7804ec80940258127e2aae37f818436a54c55cebe89542bd6dc63f';
+  const e2 = '6984bb26d575d0e42d22410c14f2f24f55a5a5eebc53ab857e544e247bc26b1b';
+  t.equal(launchDigest(ovmf, undefined, { vcpus: 1, vcpuType: 'EPYC-v4' }).toString('hex'), e1, 'E1 (library)');
+  const suffix = readFileSync(`${F}/measurement/ovmf_AmdSev_suffix.bin`);
+  const amd = Buffer.concat([Buffer.alloc(2 * 1024 * 1024 - suffix.length), suffix]);
+  const boot = { kernel: readFileSync(`${F}/snp/vector-kernel.bin`), initrd: readFileSync(`${F}/snp/vector-initrd.bin`), append: 'console=ttyS0' };
+  t.equal(launchDigest(amd, boot, { vcpus: 4, vcpuType: 'EPYC-Milan' }).toString('hex'), e2, 'E2 (library)');
+  t.throws(() => launchDigest(ovmf, undefined, { vcpus: 1, vcpuType: 'Pentium' }), /unknown vCPU type 'Pentium'/);
+
+  // CLI: the measurement over E1's digest, as T4 defines MEASURE (context 0x04, API, build, policy, LD, MNONCE).
+  const tik = Buffer.alloc(16, 0x11);
+  const mnonce = Buffer.alloc(16, 0x22);
+  const api = ['--api-major', '1', '--api-minor', '55', '--build', '21', '--policy', '5', '--tik', file('es-tik.bin', tik)];
+  const built = owner('measurement', 'build', '--firmware', '/usr/share/OVMF/OVMF_CODE.fd', '--vcpus', '1', '--vcpu-type', 'EPYC-v4', ...api, '--mnonce', mnonce.toString('base64'));
+  t.equal(built.status, 0, built.stderr);
+  t.equal(built.stdout.trim(), buildMeasurement(tik, { apiMajor: 1, apiMinor: 55, build: 21 }, 5, Buffer.from(e1, 'hex'), mnonce), 'sev-owner measurement build --vcpus 1 --vcpu-type EPYC-v4 measures E1');
+  const amdPath = file('amdsev2m.fd', amd);
+  const kp = file('k.bin', boot.kernel);
+  const ip = file('i.bin', boot.initrd);
+  const b2 = owner('measurement', 'build', '--firmware', amdPath, '--kernel', kp, '--initrd', ip, '--append', 'console=ttyS0', '--vcpus', '4', '--vcpu-type', 'EPYC-Milan', ...api, '--mnonce', mnonce.toString('base64'));
+  t.equal(b2.stdout.trim(), buildMeasurement(tik, { apiMajor: 1, apiMinor: 55, build: 21 }, 5, Buffer.from(e2, 'hex'), mnonce), 'and E2 with kernel hashes and 4 EPYC-Milan vCPUs');
+  const v = owner('measurement', 'verify', '--measure', b2.stdout.trim(), '--firmware', amdPath, '--kernel', kp, '--initrd', ip, '--append', 'console=ttyS0', '--vcpus', '4', '--vcpu-type', 'EPYC-Milan', ...api);
+  t.equal(v.status, 0, 'measurement verify agrees');
+  const wrong = owner('measurement', 'verify', '--measure', b2.stdout.trim(), '--firmware', amdPath, '--kernel', kp, '--initrd', ip, '--append', 'console=ttyS0', '--vcpus', '2', '--vcpu-type', 'EPYC-Milan', ...api);
+  t.equal(wrong.status, 1, 'and rejects another vCPU count');
+});
+
+t.test('the example key-broker flow, SEV-ES variant (policy 0x5, 4 vCPUs, Debian OVMF)', { skip: !existsSync('/usr/share/OVMF/OVMF_CODE.fd') && 'Debian ovmf missing' }, async (t) => {
+  const sevd = await startSevd({ guests: [] });
+  t.teardown(() => sevd.stop());
+  const r = spawnSync(process.execPath, ['dist/clients/examples/attest.js', sevd.controlPath, '--ark', 'config/amd-roots/milan/ark.cert', '--es'], { encoding: 'utf8', timeout: 30000 });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /\[4\] guest .* \(SEV-ES, 4 vCPUs\)/);
+  t.match(r.stdout, /\[5\] measurement verifies/);
+  t.match(r.stdout, /\[6\] attestation report verifies/);
+  t.match(r.stdout, /\[9\] the guest reads secret/);
+});

@@ -22,7 +22,7 @@ import { buildKernelHashesTable, PADDED_TABLE_SIZE } from '../../abi/kernel-hash
 import { decodeReport } from '../../abi/attestation-report.js';
 import { fwStatus } from '../helpers/fw-status.js';
 
-const FIX = '../shared/fixtures';
+const FIX = 'test/fixtures';
 const OVMF = '/usr/share/OVMF/OVMF_CODE.fd';
 
 function host(generation: Generation = 'milan', asids = { maxAsid: 16, minSevAsid: 5 }) {
