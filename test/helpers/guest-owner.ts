@@ -8,6 +8,8 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ctr } from '@noble/ciphers/aes.js';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const u32 = (v: number) => {
   const b = Buffer.alloc(4);
@@ -85,4 +87,13 @@ export function buildSecretPacket(s: OwnerSession, measureBlobB64: string, entri
   const measure = Buffer.from(measureBlobB64, 'base64').subarray(0, 32);
   const m = mac(s.tik, Buffer.from([1]), u32(0), iv, u32(ct.length), u32(ct.length), ct, measure);
   return { header: Buffer.concat([u32(0), iv, m]).toString('base64'), secret: ct.toString('base64'), plaintext: padded };
+}
+
+/** The GODH and session as the files a `sev-guest` object names (dh-cert-file, session-file). */
+export function writeSessionFiles(dir: string, name: string, s: OwnerSession): { 'dh-cert-file': string; 'session-file': string } {
+  const dh = join(dir, `${name}-godh.b64`);
+  const sess = join(dir, `${name}-session.b64`);
+  writeFileSync(dh, s.godhB64);
+  writeFileSync(sess, s.sessionB64);
+  return { 'dh-cert-file': dh, 'session-file': sess };
 }

@@ -7,13 +7,13 @@
  * naples refuses ES; an ES guest's migration is refused before anything moves.
  */
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawClient } from '../helpers/raw-client.js';
 import { startSevd, type SevdProcess } from '../helpers/sevd-process.js';
 import { freePort } from '../helpers/free-port.js';
-import { buildLaunchSession, buildSecretPacket, verifyMeasurement, type OwnerSession } from '../helpers/guest-owner.js';
+import { buildLaunchSession, buildSecretPacket, verifyMeasurement, writeSessionFiles } from '../helpers/guest-owner.js';
 import { launchDigest } from '../../clients/owner/owner.js';
 
 const OVMF = '/usr/share/OVMF/OVMF_CODE.fd';
@@ -23,13 +23,6 @@ const b64 = (s: string) => Buffer.from(s, 'base64');
 /** G_PAT as KVM sets it, little-endian: in every plaintext VMSA at 0x268. */
 const G_PAT = Buffer.from('0604070006040700', 'hex');
 
-function sessionFiles(dir: string, name: string, s: OwnerSession) {
-  const dh = join(dir, `${name}-godh.b64`);
-  const sess = join(dir, `${name}-session.b64`);
-  writeFileSync(dh, s.godhB64);
-  writeFileSync(sess, s.sessionB64);
-  return { 'dh-cert-file': dh, 'session-file': sess };
-}
 
 async function connect(path: string) {
   const c = await RawClient.connect(path);
@@ -43,7 +36,7 @@ async function esGuest(t: { same(a: unknown, b: unknown, m: string): unknown }, 
   const owner = buildLaunchSession(b64(caps.pdh), o.policy);
   const spec = {
     name: o.name, paused: true, memory: '1G', firmware: OVMF, smp: 4, cpu: o.cpu,
-    'sev-guest': { policy: o.policy, ...sessionFiles(dir, o.name, owner), ...(o.legacy ? { 'legacy-vm-type': 'on' } : {}) },
+    'sev-guest': { policy: o.policy, ...writeSessionFiles(dir, o.name, owner), ...(o.legacy ? { 'legacy-vm-type': 'on' } : {}) },
   };
   t.same((await ctl.execute('guest-add', spec)).return, {}, `${o.name}: guest-add with 4 vCPUs`);
   await ctl.close();

@@ -5,14 +5,14 @@
  * ciphertext. Then the negative cases, each with its error and no state change.
  */
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { p384 } from '@noble/curves/nist.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startSevd, type SevdProcess } from '../helpers/sevd-process.js';
-import { buildLaunchSession, buildSecretPacket, launchDigest, verifyMeasurement, type OwnerSession } from '../helpers/guest-owner.js';
+import { buildLaunchSession, buildSecretPacket, launchDigest, verifyMeasurement, writeSessionFiles } from '../helpers/guest-owner.js';
 import { builtinFirmware } from '../../server/guest/builtin-firmware.js';
 
 const DEBIAN_OVMF = '/usr/share/OVMF/OVMF_CODE.fd';
@@ -22,13 +22,6 @@ async function platformCaps(ctl: RawClient) {
   return (await ctl.execute('query-sev-capabilities')).return;
 }
 
-function sessionFiles(dir: string, name: string, s: OwnerSession) {
-  const dh = join(dir, `${name}-godh.b64`);
-  const sess = join(dir, `${name}-session.b64`);
-  writeFileSync(dh, s.godhB64);
-  writeFileSync(sess, s.sessionB64);
-  return { 'dh-cert-file': dh, 'session-file': sess };
-}
 
 async function guestMonitor(sevd: SevdProcess, name: string) {
   const g = await RawClient.connect(sevd.guestQmp(name));
@@ -53,7 +46,7 @@ t.test('guest owner flow on Debian OVMF and on the built-in image', async (t) =>
       continue;
     }
     const owner = buildLaunchSession(b64(caps.pdh), 0x1);
-    const spec = { name: img.name, paused: true, memory: '1G', ...(img.firmware ? { firmware: img.firmware } : {}), 'sev-guest': { policy: 1, ...sessionFiles(dir, img.name, owner) } };
+    const spec = { name: img.name, paused: true, memory: '1G', ...(img.firmware ? { firmware: img.firmware } : {}), 'sev-guest': { policy: 1, ...writeSessionFiles(dir, img.name, owner) } };
     t.same((await ctl.execute('guest-add', spec)).return, {}, `${img.name}: guest-add`);
     const g = await guestMonitor(sevd, img.name);
     const info = (await g.execute('query-sev')).return;
@@ -132,13 +125,13 @@ t.test('negative cases: each fails with its error and changes nothing', async (t
   const s1 = buildLaunchSession(pdh, 1);
   const tampered = b64(s1.sessionB64);
   tampered[0x20] ^= 1;
-  const files = sessionFiles(dir, 'tampered', { ...s1, sessionB64: tampered.toString('base64') });
+  const files = writeSessionFiles(dir, 'tampered', { ...s1, sessionB64: tampered.toString('base64') });
   t.equal(await addErr({ name: 'tampered', paused: true, 'sev-guest': { policy: 1, ...files } }), 'SEV: LAUNCH_START failed: fw_err=11 (Bad measurement)');
   await nothingLeft('tampered');
   t.equal(await count(), 0, 'no firmware context left');
 
   // Wrong policy: the session's POLICY_MAC binds policy 1.
-  t.equal(await addErr({ name: 'wrongpol', paused: true, 'sev-guest': { policy: 3, ...sessionFiles(dir, 'wp', s1) } }), 'SEV: LAUNCH_START failed: fw_err=11 (Bad measurement)');
+  t.equal(await addErr({ name: 'wrongpol', paused: true, 'sev-guest': { policy: 3, ...writeSessionFiles(dir, 'wp', s1) } }), 'SEV: LAUNCH_START failed: fw_err=11 (Bad measurement)');
   t.equal(await addErr({ name: 'reserved', paused: true, 'sev-guest': { policy: 0x41 } }), 'SEV: LAUNCH_START failed: fw_err=7 (Policy is not allowed)');
   t.equal(await addErr({ name: 'minapi', paused: true, 'sev-guest': { policy: 0x00020001 } }), 'SEV: LAUNCH_START failed: fw_err=7 (Policy is not allowed)', 'minimum API 2.0 above the platform');
   // This host has SEV-ES, but its 3 ASIDs leave none below minSevAsid for ES guests: KVM's -EBUSY
@@ -153,8 +146,8 @@ t.test('negative cases: each fails with its error and changes nothing', async (t
   // Two guests; a packet for A replayed into B.
   const sa = buildLaunchSession(pdh, 0);
   const sb = buildLaunchSession(pdh, 0);
-  t.same((await ctl.execute('guest-add', { name: 'a', paused: true, 'sev-guest': { policy: 0, ...sessionFiles(dir, 'a', sa) } })).return, {});
-  t.same((await ctl.execute('guest-add', { name: 'b', paused: true, 'sev-guest': { policy: 0, ...sessionFiles(dir, 'b', sb) } })).return, {});
+  t.same((await ctl.execute('guest-add', { name: 'a', paused: true, 'sev-guest': { policy: 0, ...writeSessionFiles(dir, 'a', sa) } })).return, {});
+  t.same((await ctl.execute('guest-add', { name: 'b', paused: true, 'sev-guest': { policy: 0, ...writeSessionFiles(dir, 'b', sb) } })).return, {});
   const ga = await guestMonitor(sevd, 'a');
   const gb = await guestMonitor(sevd, 'b');
   const blobA = (await ga.execute('query-sev-launch-measure')).return.data;

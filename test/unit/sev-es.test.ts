@@ -14,13 +14,13 @@ import { MemoryController } from '../../server/memory/memory-controller.js';
 import { GuestMemory } from '../../server/memory/guest-memory.js';
 import { machineLayout, VMSA_REGION_BASE } from '../../server/guest/layout.js';
 import { AsidPool } from '../../server/kvm/asid-pool.js';
-import { Errno, KvmError, KvmSev, supportedVmsaFeatures, VmType, type VmTypeCode } from '../../server/kvm/kvm-sev.js';
+import { Errno, KvmSev, supportedVmsaFeatures, VmType, type VmTypeCode } from '../../server/kvm/kvm-sev.js';
 import type { Generation } from '../../server/firmware/emulated-root.js';
 import { BSP_RESET_EIP, CPU_MODELS, esResetEip, VMSA_SIZE } from '../../abi/vmsa.js';
 import { parseOvmfTable } from '../../abi/ovmf-table.js';
 import { buildKernelHashesTable, PADDED_TABLE_SIZE } from '../../abi/kernel-hashes.js';
 import { decodeReport } from '../../abi/attestation-report.js';
-import { fwStatus } from '../helpers/fw-status.js';
+import { fwStatus, kvmErrno as errno } from '../helpers/fw-status.js';
 
 const FIX = 'test/fixtures';
 const OVMF = '/usr/share/OVMF/OVMF_CODE.fd';
@@ -86,16 +86,6 @@ t.test('vectors E1, E2, S0 through the firmware', { skip: !existsSync(OVMF) && '
   t.equal(h.firmware.contexts.size, 0, 'no context left');
 });
 
-/** The errno a KVM call fails with ('ok' when it succeeds). */
-function errno(fn: () => unknown): number | string {
-  try {
-    fn();
-    return 'ok';
-  } catch (e) {
-    if (e instanceof KvmError) return e.ret;
-    throw e;
-  }
-}
 
 t.test('KVM_SEV_INIT2 and the legacy INIT commands: the seed\'s rules', async (t) => {
   const milan = host('milan');
