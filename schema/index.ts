@@ -8,6 +8,7 @@ import { introspectSchema } from './introspect.js';
 import { sevPlatformSchema } from './sev-platform.js';
 import { sevSchema } from './sev.js';
 import { migrationSchema } from './migration.js';
+import { faultSchema } from './faults.js';
 
 export const schema: readonly Expr[] = [
   ...monitorSchema,
@@ -16,6 +17,7 @@ export const schema: readonly Expr[] = [
   ...sevPlatformSchema,
   ...sevSchema,
   ...migrationSchema,
+  ...faultSchema,
   ...agentSchema,
   ...introspectSchema,
 ];

@@ -147,6 +147,8 @@ function configJsonSchema(): Record<string, unknown> {
       },
       user: account, group: account,
       guests: { type: 'array', items: guestSpec },
+      // Each FAULT is checked against the QMP schema's Fault union at start-up.
+      faults: { type: 'array', items: { type: 'object' } },
     },
   };
 }

@@ -60,6 +60,8 @@ export interface SevdConfig {
   user: string | number | null;
   group: string | number | null;
   guests: Record<string, unknown>[];
+  /** FAULT objects armed from the start (interface §13). */
+  faults: Record<string, unknown>[];
 }
 
 export const DEFAULT_CONFIG: SevdConfig = {
@@ -81,5 +83,6 @@ export const DEFAULT_CONFIG: SevdConfig = {
   paths: { images: ['/usr/share/OVMF', '/usr/share/qemu'], inputs: [], dumps: null, migration: null, confine: 'websocket' },
   user: null,
   group: null,
+  faults: [],
   guests: [{ name: 'demo', memory: '512M', paused: true, 'sev-guest': { policy: 1 } }],
 };

@@ -4,10 +4,12 @@ import { commonHandlers } from '../dispatch/common-commands.js';
 import { sevPlatformHandlers, type SevHostContext } from './sev-platform-commands.js';
 import type { GuestRegistry } from './registry.js';
 import type { PathPolicy } from '../confinement/paths.js';
+import type { FaultRegistry } from '../faults/fault-registry.js';
 
 export interface ControlContext extends SevHostContext {
   registry: GuestRegistry;
   paths: PathPolicy;
+  faults: FaultRegistry;
   requestShutdown(reason: 'host-qmp-quit'): void;
 }
 
@@ -24,6 +26,9 @@ export function controlHandlers(): Record<string, Handler<ControlContext>> {
     'guest-del': async (args, { registry }) => {
       await registry.del(args['name'] as string);
     },
+    'inject-fault': (args, { faults }) => ({ id: faults.add(args) }),
+    'query-faults': (_a, { faults }) => faults.list(),
+    'clear-faults': (args, { faults }) => faults.clear(args['id'] as number | undefined),
     'query-guests': (_a, { registry }) =>
       registry.list().map((vm) => ({
         name: vm.name,

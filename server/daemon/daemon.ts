@@ -32,6 +32,7 @@ import { SendReceive } from '../firmware/send-receive.js';
 import { MemoryController } from '../memory/memory-controller.js';
 import { AsidPool } from '../kvm/asid-pool.js';
 import { PathPolicy, type FileKind } from '../confinement/paths.js';
+import { FaultRegistry } from '../faults/fault-registry.js';
 import { generationFeatures } from '../firmware/generations.js';
 import { prepareHost, type HostSetup } from './host-setup.js';
 
@@ -101,13 +102,15 @@ export class Daemon {
     });
     // sevd's choice: an idle host sits in INIT, as if KVM had started a guest before.
     platform.init();
-    const device = countFirmwareCommands(new SevDevice(platform), ['pekGen', 'pdhGen', 'pekCsr', 'pekCertImport', 'pdhCertExport', 'getId', 'factoryReset'],
-      { rename: { pekCsr: 'PEK_CSR', pdhCertExport: 'PDH_CERT_EXPORT', getId: 'GET_ID' } });
+    const faults = new FaultRegistry((e) => this.control.emitEvent('SEVD_FAULT', { id: e.id, target: e.target, detail: e.detail }));
+    const boundary = { faults, guestOfHandle: (h: number) => this.registry.list().find((vm) => vm.sev?.handle === h)?.name ?? null };
+    const device = countFirmwareCommands(new SevDevice(platform), ['status', 'pekGen', 'pdhGen', 'pekCsr', 'pekCertImport', 'pdhCertExport', 'getId', 'factoryReset'],
+      { rename: { status: 'PLATFORM_STATUS', pekCsr: 'PEK_CSR', pdhCertExport: 'PDH_CERT_EXPORT', getId: 'GET_ID' }, ...boundary });
     const memory = new MemoryController();
     memory.startHelper();
     const firmware = countFirmwareCommands(new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid ?? defaultMinSevAsid(p.generation, p.maxGuests) }),
       ['launchStart', 'launchUpdateData', 'launchUpdateVmsa', 'launchMeasure', 'launchSecret', 'launchFinish', 'activate', 'deactivate', 'decommission',
-        'dfFlush', 'guestStatus', 'attestation', 'dbgDecrypt', 'dbgEncrypt'], { rename: { launchSecret: 'LAUNCH_SECRET', dfFlush: 'DF_FLUSH' } });
+        'dfFlush', 'guestStatus', 'attestation', 'dbgDecrypt', 'dbgEncrypt'], { rename: { launchSecret: 'LAUNCH_SECRET', dfFlush: 'DF_FLUSH' }, ...boundary });
     this.host = {
       sev: device,
       sevHost: {
@@ -115,7 +118,7 @@ export class Daemon {
         // The single-packet calls go through the batch methods, which count one command per packet.
         sendReceive: countFirmwareCommands(new SendReceive(firmware),
           ['sendStart', 'sendUpdateDataPages', 'sendFinish', 'sendCancel', 'receiveStart', 'receiveUpdateDataPages', 'receiveFinish'],
-          { rename: { sendUpdateDataPages: 'SEND_UPDATE_DATA', receiveUpdateDataPages: 'RECEIVE_UPDATE_DATA' }, perItem: { sendUpdateDataPages: 2, receiveUpdateDataPages: 2 } }),
+          { rename: { sendUpdateDataPages: 'SEND_UPDATE_DATA', receiveUpdateDataPages: 'RECEIVE_UPDATE_DATA' }, perItem: { sendUpdateDataPages: 2, receiveUpdateDataPages: 2 }, ...boundary }),
         memory, asids: new AsidPool(firmware), cbitpos: p.cbitpos, reducedPhysBits: p.reducedPhysBits, generation: p.generation,
         init2: atLeast(version, '9.1.0'),
       },
@@ -131,6 +134,7 @@ export class Daemon {
       socketOwner: { mode: config.socketMode, ...socketGid(config.socketGroup) },
       budget: new ConnectionBudget({ total: config.limits.maxConnections, perMonitor: config.limits.maxConnectionsPerMonitor }),
       paths: new PathPolicy(setup.dirs, config.paths.confine),
+      faults,
       log,
     };
     this.registry = new GuestRegistry(this.host);
@@ -140,11 +144,14 @@ export class Daemon {
       dispatcher: new Dispatcher(compiledSchema(schema, 'control', version), controlHandlers()),
       context: {
         registry: this.registry, requestShutdown: (r) => void this.shutdown(r), sev: this.host.sev, cbitpos: config.platform.cbitpos, paths: this.host.paths,
+        faults,
       },
       version,
       packageName: this.host.packageName,
       limits: this.host.sessionLimits,
       log,
+      owner: null,
+      faults: this.host.faults,
     });
     this.done = new Promise((r) => (this.resolveDone = r));
     metrics.gauge('sevd_connections', 'Open monitor connections, by transport.', () =>
@@ -162,6 +169,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { config } = this.host;
+    this.armConfigFaults();
     await this.startGuests();
     await this.restoreGuests();
     if (config.websocket) {
@@ -185,6 +193,19 @@ export class Daemon {
       { control: this.controlPath, guests: this.registry.list().map((v) => ({ name: v.name, qmp: v.qmpPath, qga: v.qgaPath })), websocket: this.wsUrl },
       'sevd ready',
     );
+  }
+
+  /** Faults from the config, checked like inject-fault: active from the first command. */
+  private armConfigFaults(): void {
+    const faultType = this.control.dispatcher.schema.resolve('Fault');
+    for (const [i, raw] of this.host.config.faults.entries()) {
+      try {
+        this.host.faults.add(new InputVisitor().visitArguments(faultType, fromPlain(raw) as Map<string, never>));
+      } catch (e) {
+        if (e instanceof QmpError) throw new ConfigError(`sevd: ${this.source}: $.faults[${i}]: ${e.desc}`);
+        throw e;
+      }
+    }
   }
 
   /** Guests from the config: checked like guest-add; a bad one is a config error. */

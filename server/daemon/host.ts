@@ -6,6 +6,7 @@ import type { SevDevice } from '../firmware/sev-device.js';
 import type { SevHost } from '../sev/sev-host.js';
 import type { ConnectionBudget } from '../transport/connection-budget.js';
 import type { PathPolicy } from '../confinement/paths.js';
+import type { FaultRegistry } from '../faults/fault-registry.js';
 
 export interface HostContext {
   config: SevdConfig;
@@ -21,5 +22,7 @@ export interface HostContext {
   socketOwner: { mode: number; gid?: number };
   /** Which files monitor clients may name. */
   paths: PathPolicy;
+  /** Injected faults (interface §13). */
+  faults: FaultRegistry;
   log: { debug(obj: object, msg: string): void; warn?(obj: object, msg: string): void; isLevelEnabled?(level: string): boolean };
 }

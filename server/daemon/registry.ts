@@ -9,6 +9,7 @@ import { Vm } from './vm.js';
 import type { HostContext } from './host.js';
 import type { Args } from '../dispatch/dispatcher.js';
 import type { GuestStore } from './guest-store.js';
+import { inGuestScope } from '../faults/scope.js';
 
 export interface AddOptions {
   /** Remember the definition across restarts (guest-add). */
@@ -40,6 +41,11 @@ export class GuestRegistry {
   }
 
   async add(args: Args, opts: AddOptions = {}): Promise<Vm> {
+    // The firmware works for this guest from here on (fault matching; delays reach the reply).
+    return inGuestScope(String(args['name']), () => this.create(args, opts));
+  }
+
+  private async create(args: Args, opts: AddOptions): Promise<Vm> {
     const { spec, persistable } = await normalizeGuestSpec(args, opts.paths);
     const name = spec.config.name;
     if (this.vms.has(name) || this.reserved.has(name)) throw QmpError.generic(`Guest '${name}' already exists`);
@@ -80,7 +86,11 @@ export class GuestRegistry {
   }
 
   /** `forget`: also drop a remembered definition (guest-del); a daemon shutdown keeps them. */
-  async del(name: string, reason: 'host-qmp-quit' | 'host-signal' = 'host-signal', forget = true): Promise<void> {
+  del(name: string, reason: 'host-qmp-quit' | 'host-signal' = 'host-signal', forget = true): Promise<void> {
+    return inGuestScope(name, () => this.destroy(name, reason, forget));
+  }
+
+  private async destroy(name: string, reason: 'host-qmp-quit' | 'host-signal', forget: boolean): Promise<void> {
     const vm = this.vms.get(name);
     if (!vm) throw QmpError.generic(`Guest '${name}' not found`);
     // Forgotten on disk first: if that fails, the guest stays as it was.

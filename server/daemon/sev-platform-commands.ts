@@ -54,7 +54,7 @@ export function sevPlatformHandlers<C extends SevHostContext>(): Record<string, 
   return {
     'query-sev-capabilities': sevCapabilitiesHandler<C>(),
     'sev-platform-status': (_a, { sev }) => {
-      const s = sev.status();
+      const s = fwCall(() => sev.status());
       return {
         'api-major': s.apiMajor, 'api-minor': s.apiMinor, 'build-id': s.build,
         state: s.state.toLowerCase(), owner: s.owner, es: s.es, 'guest-count': s.guestCount,

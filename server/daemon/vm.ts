@@ -55,7 +55,7 @@ export class Vm {
       const { pdh, certs } = host.sev.pdhCertExport();
       const root = host.sev.platform.emulatedRoot;
       return { pdh, platCerts: certs, amdCerts: Buffer.concat([root.ask, root.ark]) };
-    }, atLeast(version, '9.0.0'), host.paths);
+    }, atLeast(version, '9.0.0'), host.paths, host.faults);
     const vmm: GuestVmm = {
       beforeFirstRun: () => sev?.beforeFirstRun(),
       // A context that was sent away never runs again here (qmp-protocol.md §17.6).
@@ -87,10 +87,12 @@ export class Vm {
       packageName: host.packageName,
       limits,
       log: host.log,
+      owner: spec.config.name,
+      faults: host.faults,
     });
     guest.agent = new Monitor({
       kind: 'agent', dispatcher: agentDispatcher, context: { guest, view, sevStatus: () => sev?.guestStatus() ?? { sev: false, es: false, snp: false, features: 0 } },
-      version, packageName: host.packageName, limits, log: host.log,
+      version, packageName: host.packageName, limits, log: host.log, owner: spec.config.name, faults: host.faults,
     });
   }
 

@@ -45,16 +45,18 @@ export function fwErrorText(code: number): string {
   return TEXTS[code] ?? 'unknown error';
 }
 
-/** Firmware command names as the interface prints them (`SEV: <CMD> failed: ...`). */
-export type SevCommand =
-  | 'INIT' | 'SHUTDOWN' | 'FACTORY_RESET' | 'PLATFORM_STATUS' | 'PEK_GEN' | 'PEK_CSR' | 'PEK_CERT_IMPORT'
-  | 'PDH_CERT_EXPORT' | 'PDH_GEN' | 'DF_FLUSH' | 'GET_ID'
-  | 'DECOMMISSION' | 'ACTIVATE' | 'DEACTIVATE' | 'GUEST_STATUS'
-  | 'LAUNCH_START' | 'LAUNCH_UPDATE_DATA' | 'LAUNCH_UPDATE_VMSA' | 'LAUNCH_MEASURE' | 'LAUNCH_SECRET'
-  | 'LAUNCH_FINISH' | 'ATTESTATION'
-  | 'SEND_START' | 'SEND_UPDATE_DATA' | 'SEND_FINISH' | 'SEND_CANCEL'
-  | 'RECEIVE_START' | 'RECEIVE_UPDATE_DATA' | 'RECEIVE_FINISH'
-  | 'DBG_DECRYPT' | 'DBG_ENCRYPT';
+/** Firmware command names as the interface prints them (`SEV: <CMD> failed: ...`): every one sevd emulates. */
+export const SEV_COMMANDS = [
+  'INIT', 'SHUTDOWN', 'FACTORY_RESET', 'PLATFORM_STATUS', 'PEK_GEN', 'PEK_CSR', 'PEK_CERT_IMPORT',
+  'PDH_CERT_EXPORT', 'PDH_GEN', 'DF_FLUSH', 'GET_ID',
+  'DECOMMISSION', 'ACTIVATE', 'DEACTIVATE', 'GUEST_STATUS',
+  'LAUNCH_START', 'LAUNCH_UPDATE_DATA', 'LAUNCH_UPDATE_VMSA', 'LAUNCH_MEASURE', 'LAUNCH_SECRET',
+  'LAUNCH_FINISH', 'ATTESTATION',
+  'SEND_START', 'SEND_UPDATE_DATA', 'SEND_FINISH', 'SEND_CANCEL',
+  'RECEIVE_START', 'RECEIVE_UPDATE_DATA', 'RECEIVE_FINISH',
+  'DBG_DECRYPT', 'DBG_ENCRYPT',
+] as const;
+export type SevCommand = (typeof SEV_COMMANDS)[number];
 
 /**
  * A failed firmware command. For INVALID_LEN the firmware also wrote the required

@@ -16,6 +16,7 @@ import { encodeHeader, encodeRecord, encryptedRecordSize, writeEncryptedRecord, 
 import type { OutgoingPacket } from '../firmware/send-receive.js';
 import { PACKET_HEADER_SIZE } from '../../abi/launch-crypto.js';
 import { openSink, type FileOpener, type StreamSink } from './sink.js';
+import type { MigrationFaultPlan } from '../faults/fault-registry.js';
 import type { MigrationUri } from './uri.js';
 import { metrics } from '../observability/metrics.js';
 
@@ -46,13 +47,19 @@ export class OutgoingMigration {
     private readonly uri: MigrationUri,
     private readonly own: () => OwnCerts,
     private readonly openFile: FileOpener,
+    /** An injected migration fault (interface §13) armed for this run. */
+    private faultPlan?: MigrationFaultPlan,
   ) {}
+
+  /** Releases a stalled stream (cancel). */
+  private unstall: (() => void) | null = null;
 
   cancel(): void {
     if (!this.state.active) return;
     this.cancelled = true;
     this.state.setStatus('cancelling');
     this.sink?.abort();
+    this.unstall?.();
   }
 
   private check(): void {
@@ -170,7 +177,30 @@ export class OutgoingMigration {
     await this.writeBytes(encodeRecord(r));
   }
 
-  private async writeBytes(b: Buffer): Promise<void> {
+  /**
+   * An armed migration fault, once `after-pages` pages went out: the connection is cut, one
+   * byte of an SEV packet flips (the target's MAC check catches it), or sending stops until
+   * migrate_cancel.
+   */
+  private async injectFault(b: Buffer, packets: boolean): Promise<void> {
+    const plan = this.faultPlan;
+    if (!plan || this.state.ram.normal < plan.afterPages || (plan.action === 'corrupt' && !packets)) return;
+    this.faultPlan = undefined;
+    const at = `after ${this.state.ram.normal} pages of ${this.guest.name}`;
+    plan.fire(`migration ${plan.action} ${at}`);
+    if (plan.action === 'corrupt') {
+      b[b.length - 1]! ^= 0x01; // the last packet's ciphertext
+    } else if (plan.action === 'cut') {
+      this.sink?.abort();
+      throw new Error('Unable to write to socket: Connection reset by peer');
+    } else {
+      await new Promise<void>((r) => (this.unstall = r));
+      this.check();
+    }
+  }
+
+  private async writeBytes(b: Buffer, packets = false): Promise<void> {
+    await this.injectFault(b, packets);
     this.state.ram.transferred += b.length;
     metrics.migrationBytes.incKey('out', { direction: 'out' }, b.length);
     await this.sink!.write(b);
@@ -190,7 +220,7 @@ export class OutgoingMigration {
       batch = [];
       const first = this.sentStart ? undefined : start;
       this.sentStart = true;
-      await this.writeBytes(this.encryptedRecords(gpas, first));
+      await this.writeBytes(this.encryptedRecords(gpas, first), true);
     };
     for (const pfn of pfns) {
       this.check();

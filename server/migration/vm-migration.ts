@@ -8,6 +8,7 @@ import { OutgoingMigration, type OwnCerts } from './outgoing.js';
 import { IncomingMigration } from './incoming.js';
 import { parseMigrationUri, type MigrationUri } from './uri.js';
 import type { Origin, PathPolicy } from '../confinement/paths.js';
+import type { FaultRegistry } from '../faults/fault-registry.js';
 
 export class VmMigration {
   readonly state: MigrationState;
@@ -22,6 +23,7 @@ export class VmMigration {
     private readonly own: () => OwnCerts,
     private readonly modernUriErrors: boolean,
     private readonly paths: PathPolicy,
+    private readonly faults?: FaultRegistry,
   ) {
     this.state = new MigrationState((event, data) => guest.monitor?.emitEvent(event, data as OutValue));
     this.incoming = new IncomingMigration(guest, sev, this.state);
@@ -41,7 +43,8 @@ export class VmMigration {
     // QEMU never merged SEV-ES migration: its blocker's text, before anything is sent.
     if (this.sev?.es) throw QmpError.generic('SEV: Migration is not implemented');
     const uri = this.uri(uriText, origin);
-    this.outgoing = new OutgoingMigration(this.guest, this.sev, this.state, uri, this.own, (p) => this.paths.openForWrite('migration', p, origin));
+    this.outgoing = new OutgoingMigration(this.guest, this.sev, this.state, uri, this.own, (p) => this.paths.openForWrite('migration', p, origin),
+      this.faults?.migration(this.guest.name));
     this.running = this.outgoing.run();
   }
 

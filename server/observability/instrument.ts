@@ -1,6 +1,13 @@
-/** Counts firmware commands by name and status without touching the firmware code. */
-import { FirmwareError } from '../firmware/status.js';
+/**
+ * The firmware boundary: every firmware command the daemon issues passes here, where it is
+ * counted by name and status and where an injected fault (interface §13) replaces its
+ * outcome, so everything above (KVM layer, QEMU's texts, replies, events, metrics, state
+ * left behind) reacts as to a genuine failure. The firmware code itself is untouched.
+ */
+import { FirmwareError, type SevCommand } from '../firmware/status.js';
 import { metrics } from './metrics.js';
+import type { FaultRegistry } from '../faults/fault-registry.js';
+import { currentScope } from '../faults/scope.js';
 
 const snake = (m: string) => m.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 
@@ -9,6 +16,10 @@ export interface CountOptions {
   rename?: Record<string, string>;
   /** Batch methods: the argument whose length is the number of commands the call performs. */
   perItem?: Record<string, number>;
+  /** Armed faults to consult before each command. */
+  faults?: FaultRegistry;
+  /** The guest a firmware handle belongs to, for commands issued outside a guest's scope. */
+  guestOfHandle?: (handle: number) => string | null;
 }
 
 const counted = (command: string, status: string, by: number) =>
@@ -23,6 +34,20 @@ export function countFirmwareCommands<T extends object>(obj: T, methods: readonl
     const command = opts.rename?.[name] ?? snake(name);
     const itemsArg = opts.perItem?.[name];
     wrapped.set(name, function (this: unknown, ...args: unknown[]) {
+      const faults = opts.faults;
+      if (faults) {
+        const scope = currentScope();
+        const guest = scope?.guest ?? (typeof args[0] === 'number' ? opts.guestOfHandle?.(args[0]) ?? null : null);
+        const f = faults.firmware(command as SevCommand, guest);
+        if (f) {
+          // The delay is served asynchronously by whoever waits for this command (its QMP reply).
+          if (scope) scope.delay.ms += f.delayMs;
+          if (f.status !== 0) {
+            counted(command, String(f.status), 1);
+            throw new FirmwareError(command as SevCommand, f.status);
+          }
+        }
+      }
       try {
         const r = (v as (...a: unknown[]) => unknown).apply(this, args);
         counted(command, 'SUCCESS', itemsArg === undefined ? 1 : (args[itemsArg] as unknown[]).length);

@@ -40,6 +40,8 @@ export class Metrics {
   readonly firmware = new Counter();
   readonly migrationBytes = new Counter();
   readonly rejectedConnections = new Counter();
+  /** Injected faults that fired, by target. */
+  readonly faults = new Counter();
   /** Requests refused by access rules: read-only tokens, path confinement. */
   readonly refusals = new Counter();
   /** Gauges read at scrape time. */
@@ -70,6 +72,7 @@ export class Metrics {
     counter('sevd_firmware_commands_total', 'Emulated SEV firmware commands, by command and status.', this.firmware);
     counter('sevd_migration_bytes_total', 'Migration stream bytes, by direction.', this.migrationBytes);
     counter('sevd_rejected_connections_total', 'Connections refused by a limit, by reason.', this.rejectedConnections);
+    counter('sevd_faults_fired_total', 'Injected faults that fired, by target.', this.faults);
     counter('sevd_access_refusals_total', 'Commands, connections and file names refused by access rules, by reason.', this.refusals);
     for (const g of this.gauges) {
       out.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`);

@@ -7,6 +7,7 @@ import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Version } from '../dispatch/version.js';
 import { qmpLine, type OutValue } from './json/writer.js';
 import type { SessionLimits } from './session.js';
+import type { FaultRegistry } from '../faults/fault-registry.js';
 
 export interface EventSink {
   readonly inCommandMode: boolean;
@@ -23,6 +24,10 @@ export interface MonitorOptions<C> {
   limits?: SessionLimits;
   /** Structured log (one debug line per command). */
   log?: { debug(obj: object, msg: string): void; isLevelEnabled?(level: string): boolean };
+  /** The guest this monitor belongs to (null: the daemon's control monitor). */
+  owner?: string | null;
+  /** Injected faults: reply delays and disconnects, and the scope firmware faults match. */
+  faults?: FaultRegistry;
 }
 
 export class Monitor<C = unknown> {
@@ -37,6 +42,8 @@ export class Monitor<C = unknown> {
   readonly log: MonitorOptions<C>['log'];
   /** Whether per-command debug lines are wanted (checked once, not per command). */
   readonly debugLog: boolean;
+  readonly owner: string | null;
+  readonly faults: FaultRegistry | undefined;
 
   constructor(opts: MonitorOptions<C>) {
     this.kind = opts.kind;
@@ -47,6 +54,8 @@ export class Monitor<C = unknown> {
     this.limits = opts.limits ?? {};
     this.log = opts.log;
     this.debugLog = !!opts.log && (opts.log.isLevelEnabled?.('debug') ?? true);
+    this.owner = opts.owner ?? null;
+    this.faults = opts.faults;
     this.greeting = qmpLine({ QMP: { version: this.versionInfo(), capabilities: ['oob'] } });
   }
 

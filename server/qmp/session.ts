@@ -11,6 +11,7 @@ import { Errors, QmpError } from './errors.js';
 import type { Monitor } from './monitor.js';
 import { metrics } from '../observability/metrics.js';
 import { readOnlyAllows } from './read-only.js';
+import { currentScope, inGuestScope, settleDelay } from '../faults/scope.js';
 
 let requestSeq = 0;
 
@@ -207,17 +208,11 @@ export class QmpSession {
     }
   }
 
-  /** Handles one message; returns a promise while an asynchronous command runs. */
+  /** Handles one message; returns a promise while an asynchronous command (or a delayed reply) is pending. */
   private handle(item: StreamItem): Promise<void> | undefined {
-    if (item.error !== undefined) {
-      this.reply(undefined, QmpError.generic(item.error));
-      return undefined;
-    }
+    if (item.error !== undefined) return this.answer(undefined, QmpError.generic(item.error));
     const req = checkRequest(item.value, this.oobEnabled);
-    if ('error' in req) {
-      this.reply(req.id, req.error);
-      return undefined;
-    }
+    if ('error' in req) return this.answer(req.id, req.error);
     const t0 = performance.now();
     const done = (error: unknown) => this.account(req, t0, error);
     let result: OutValue | Promise<OutValue>;
@@ -225,24 +220,41 @@ export class QmpSession {
       result = this.execute(req);
     } catch (e) {
       done(e);
-      this.replyError(req, e);
-      return undefined;
+      return this.answer(req.id, this.asQmpError(req, e));
     }
     if (result instanceof Promise) {
       return result.then(
         (r) => {
           done(undefined);
-          this.reply(req.id, undefined, r);
+          return this.answer(req.id, undefined, r);
         },
         (e) => {
           done(e);
-          this.replyError(req, e);
+          return this.answer(req.id, this.asQmpError(req, e));
         },
       );
     }
     done(undefined);
-    this.reply(req.id, undefined, result);
-    return undefined;
+    return this.answer(req.id, undefined, result);
+  }
+
+  /**
+   * Sends a reply, unless an injected monitor fault (interface §13) delays it (replies keep
+   * their order: the queue waits) or closes the connection first (the command has run).
+   */
+  private answer(id: QObject | undefined, error?: QmpError, value?: OutValue): Promise<void> | undefined {
+    // Monitor faults are about QMP monitors; the guest agent is software inside the guest.
+    const fault = this.monitor.kind === 'agent' ? undefined : this.monitor.faults?.monitor(this.monitor.owner);
+    if (!fault) {
+      this.reply(id, error, value);
+      return undefined;
+    }
+    if (fault.action === 'disconnect') {
+      this.detach();
+      this.sink.close();
+      return undefined;
+    }
+    return new Promise<void>((r) => setTimeout(r, fault.delayMs)).then(() => this.reply(id, error, value));
   }
 
   /** Metrics and one log line per command: a request id, never the arguments (they may hold secrets). */
@@ -266,14 +278,35 @@ export class QmpSession {
       metrics.refusals.inc({ reason: 'read-only' });
       throw Errors.readOnly(req.command);
     }
-    return dispatcher.run(req.command, req.arguments, this.context);
+    if (!this.monitor.faults) return dispatcher.run(req.command, req.arguments, this.context);
+    // In the monitor's fault scope: firmware faults match its guest, their delays hold the reply.
+    return inGuestScope(this.monitor.owner, () => {
+      let r: OutValue | Promise<OutValue>;
+      try {
+        r = dispatcher.run(req.command, req.arguments, this.context);
+      } catch (e) {
+        if (currentScope()!.delay.ms === 0) throw e;
+        r = Promise.reject(e);
+      }
+      if (!(r instanceof Promise) && currentScope()!.delay.ms === 0) return r;
+      return Promise.resolve(r).then(
+        async (v) => {
+          await settleDelay();
+          return v;
+        },
+        async (e) => {
+          await settleDelay();
+          throw e;
+        },
+      );
+    });
   }
 
-  private replyError(req: Request, e: unknown): void {
-    if (e instanceof QmpError) return this.reply(req.id, e);
+  private asQmpError(req: Request, e: unknown): QmpError {
+    if (e instanceof QmpError) return e;
     // An unexpected exception is a bug in sevd; the client still gets a reply.
-    this.reply(req.id, QmpError.generic(`sevd: internal error in ${req.command}`));
     process.emitWarning(e instanceof Error ? e : new Error(String(e)), { code: 'SEVD_INTERNAL' });
+    return QmpError.generic(`sevd: internal error in ${req.command}`);
   }
 
   private reply(id: QObject | undefined, error?: QmpError, value?: OutValue): void {

@@ -6,7 +6,7 @@
  * and words KVM's failures as QEMU does.
  */
 import { readFileSync } from 'node:fs';
-import { fwErrorText } from '../firmware/status.js';
+import { FirmwareError, fwErrorText } from '../firmware/status.js';
 import { Policy } from '../firmware/guest-firmware.js';
 import { isLengthQuery, KvmError, KvmSev, VmType, type VcpuReset } from '../kvm/kvm-sev.js';
 import { esResetEip } from '../../abi/vmsa.js';
@@ -80,7 +80,13 @@ export class SevGuest {
     if (rpb < 1 || rpb > 63) {
       throw QmpError.generic(`sev_common_kvm_init: reduced_phys_bits check failed, it should be in the range of 1 to 63, requested '${rpb}'`);
     }
-    const st = host.device.status();
+    let st;
+    try {
+      st = host.device.status();
+    } catch (e) {
+      if (!(e instanceof FirmwareError)) throw e;
+      throw QmpError.generic(`sev_common_kvm_init: failed to get platform status ret=-1 fw_error='${e.status}: ${fwErrorText(e.status)}'`);
+    }
     this.api = { major: st.apiMajor, minor: st.apiMinor, build: st.build };
     if (spec.policy & Policy.ES && !st.es) {
       throw QmpError.generic('sev_common_kvm_init: guest policy requires SEV-ES, but host SEV-ES support unavailable');
