@@ -133,7 +133,8 @@ export class KvmSev {
       if (es && !generationFeatures(this.host.generation).es) this.refuse(cmd, Errno.ENOTTY);
       ghcb = es ? 1 : 0;
     }
-    const asid = this.host.asids.allocate(es);
+    // Out of clean ASIDs, KVM issues DF_FLUSH itself; its failure fails the INIT.
+    const asid = this.fwOp(cmd, () => this.host.asids.allocate(es));
     if (asid === undefined) this.refuse(cmd, Errno.EBUSY);
     this.asid = asid;
     this.es = es;

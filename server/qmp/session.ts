@@ -220,31 +220,32 @@ export class QmpSession {
       result = this.execute(req);
     } catch (e) {
       done(e);
-      return this.answer(req.id, this.asQmpError(req, e));
+      return this.answer(req.id, this.asQmpError(req, e), undefined, req.command);
     }
     if (result instanceof Promise) {
       return result.then(
         (r) => {
           done(undefined);
-          return this.answer(req.id, undefined, r);
+          return this.answer(req.id, undefined, r, req.command);
         },
         (e) => {
           done(e);
-          return this.answer(req.id, this.asQmpError(req, e));
+          return this.answer(req.id, this.asQmpError(req, e), undefined, req.command);
         },
       );
     }
     done(undefined);
-    return this.answer(req.id, undefined, result);
+    return this.answer(req.id, undefined, result, req.command);
   }
 
   /**
    * Sends a reply, unless an injected monitor fault (interface §13) delays it (replies keep
    * their order: the queue waits) or closes the connection first (the command has run).
    */
-  private answer(id: QObject | undefined, error?: QmpError, value?: OutValue): Promise<void> | undefined {
-    // Monitor faults are about QMP monitors; the guest agent is software inside the guest.
-    const fault = this.monitor.kind === 'agent' ? undefined : this.monitor.faults?.monitor(this.monitor.owner);
+  private answer(id: QObject | undefined, error?: QmpError, value?: OutValue, command?: string): Promise<void> | undefined {
+    // Monitor faults are about QMP monitors (the guest agent is software inside the guest),
+    // and never hold the reply to the inject-fault that armed them.
+    const fault = this.monitor.kind === 'agent' || command === 'inject-fault' ? undefined : this.monitor.faults?.monitor(this.monitor.owner);
     if (!fault) {
       this.reply(id, error, value);
       return undefined;

@@ -8,42 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawClient } from '../helpers/raw-client.js';
 import { freePort } from '../helpers/free-port.js';
-import { startSevd, type SevdProcess } from '../helpers/sevd-process.js';
+import { startSevd } from '../helpers/sevd-process.js';
+import { control, monitor, targetParams, waitStatus } from '../helpers/migration.js';
 import { buildLaunchSession, buildSecretPacket } from '../helpers/guest-owner.js';
 
-
-async function control(sevd: SevdProcess) {
-  const c = await RawClient.connect(sevd.controlPath);
-  await c.negotiate();
-  return c;
-}
-
-async function monitor(sevd: SevdProcess, name: string) {
-  const g = await RawClient.connect(sevd.guestQmp(name));
-  await g.negotiate();
-  return g;
-}
-
-/** The target's PDH, chain and AMD chain as migrate-set-parameters takes them. */
-async function targetParams(ctl: RawClient) {
-  const caps = (await ctl.execute('query-sev-capabilities')).return;
-  const certs = (await ctl.execute('sev-export-certs')).return;
-  return {
-    'sev-pdh': caps.pdh,
-    'sev-plat-cert': caps['cert-chain'],
-    'sev-amd-cert': Buffer.concat([Buffer.from(certs.ask, 'base64'), Buffer.from(certs.ark, 'base64')]).toString('base64'),
-  };
-}
-
-async function waitStatus(g: RawClient, want: string[], ms = 20000): Promise<any> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const info = (await g.execute('query-migrate')).return;
-    if (want.includes(info.status)) return info;
-    if (Date.now() > end) throw new Error(`migration status ${JSON.stringify(info)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('a guest with a secret moves from host A to host B over TCP', async (t) => {
   const A = await startSevd({ guests: [] });
