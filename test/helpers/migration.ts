@@ -1,6 +1,6 @@
 /** Two-host migration helpers: monitors, the target's parameters, waiting for a status. */
 import { RawClient } from './raw-client.js';
-import type { SevdProcess } from './sevd-process.js';
+import { startSevd, type SevdProcess } from './sevd-process.js';
 
 export async function control(sevd: SevdProcess) {
   const c = await RawClient.connect(sevd.controlPath);
@@ -33,4 +33,15 @@ export async function waitStatus(g: RawClient, want: string[], ms = 20000): Prom
     if (Date.now() > end) throw new Error(`migration status ${JSON.stringify(info)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Two hosts (two chips), stopped when the test ends, with their control monitors. */
+export async function twoHosts(t: { teardown(fn: () => Promise<void>): void }) {
+  const A = await startSevd({ guests: [] });
+  const B = await startSevd({ guests: [] });
+  t.teardown(async () => {
+    await A.stop();
+    await B.stop();
+  });
+  return { A, B, ca: await control(A), cb: await control(B) };
 }

@@ -12,7 +12,7 @@ import { RawClient } from '../helpers/raw-client.js';
 import { freePort } from '../helpers/free-port.js';
 import { startSevd, type SevdProcess } from '../helpers/sevd-process.js';
 import { buildLaunchSession, buildSecretPacket, writeSessionFiles } from '../helpers/guest-owner.js';
-import { control, monitor, targetParams, waitStatus } from '../helpers/migration.js';
+import { monitor, targetParams, twoHosts, waitStatus } from '../helpers/migration.js';
 import { decodeSevCert, encodeSevCert, Usage } from '../../abi/certs/sev-cert.js';
 import { makeOcaCert, signSlot } from '../../abi/certs/issue.js';
 import { newP384Key } from '../../server/firmware/keys.js';
@@ -193,14 +193,7 @@ t.test('a bad fault in the config stops start-up with its JSON path', async (t) 
 });
 
 t.test('migration faults: cut, corrupt, stall — the source runs on intact and migrates again; the target discards', async (t) => {
-  const A = await startSevd({ guests: [] });
-  const B = await startSevd({ guests: [] });
-  t.teardown(async () => {
-    await A.stop();
-    await B.stop();
-  });
-  const ca = await control(A);
-  const cb = await control(B);
+  const { A, B, ca, cb } = await twoHosts(t);
   await ca.execute('guest-add', { name: 'vm', memory: '64M', 'sev-guest': { policy: 0 } });
   const ga = await monitor(A, 'vm');
   const agent = await RawClient.connect(A.guestQga('vm'));

@@ -8,21 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawClient } from '../helpers/raw-client.js';
 import { freePort } from '../helpers/free-port.js';
-import { startSevd } from '../helpers/sevd-process.js';
-import { control, monitor, targetParams, waitStatus } from '../helpers/migration.js';
+import { monitor, targetParams, twoHosts, waitStatus } from '../helpers/migration.js';
 import { buildLaunchSession, buildSecretPacket } from '../helpers/guest-owner.js';
 
 
 t.test('a guest with a secret moves from host A to host B over TCP', async (t) => {
-  const A = await startSevd({ guests: [] });
-  const B = await startSevd({ guests: [] });
-  t.teardown(async () => {
-    await A.stop();
-    await B.stop();
-  });
+  const { A, B, ca, cb } = await twoHosts(t);
   const dir = mkdtempSync(join(tmpdir(), 'sevd-mig-'));
-  const ca = await control(A);
-  const cb = await control(B);
   const pdhA = Buffer.from((await ca.execute('query-sev-capabilities')).return.pdh, 'base64');
   const owner = buildLaunchSession(pdhA, 1); // NODBG: dumps show ciphertext
   writeFileSync(join(dir, 'godh'), owner.godhB64);
@@ -97,14 +89,7 @@ t.test('a guest with a secret moves from host A to host B over TCP', async (t) =
 });
 
 t.test('failures: NOSEND, target gone, tampered stream, cancel; snapshot to a file and back', async (t) => {
-  const A = await startSevd({ guests: [] });
-  const B = await startSevd({ guests: [] });
-  t.teardown(async () => {
-    await A.stop();
-    await B.stop();
-  });
-  const ca = await control(A);
-  const cb = await control(B);
+  const { A, B, ca, cb } = await twoHosts(t);
   const params = await targetParams(cb);
   await ca.execute('guest-add', { name: 'nosend', memory: '64M', 'sev-guest': { policy: 0x8 } });
   await ca.execute('guest-add', { name: 'ok', memory: '64M', 'sev-guest': { policy: 0 } });
