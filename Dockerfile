@@ -5,6 +5,7 @@ WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --no-audit --no-fund
 COPY abi ./abi
+COPY cli ./cli
 COPY schema ./schema
 COPY server ./server
 COPY clients ./clients
@@ -22,6 +23,7 @@ WORKDIR /opt/sevd
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /src/dist/abi ./dist/abi
+COPY --from=build /src/dist/cli ./dist/cli
 COPY --from=build /src/dist/server ./dist/server
 COPY --from=build /src/dist/schema ./dist/schema
 COPY config ./config

@@ -1,23 +1,28 @@
 #!/usr/bin/env node
 /** sevd's command line: flags → config → daemon; exit 2 on a bad config. */
-import { pino } from 'pino';
-import { ConfigError, loadConfig, parseFlags, usage } from './config/config.js';
-import { Daemon } from './daemon/daemon.js';
+import { ConfigError, loadConfig, parseFlags, PLATFORM_EXPORT_COMMAND, usage } from './config/config.js';
+import { helpText } from '../cli/args.js';
+import { makeLogger } from './observability/log.js';
+import { Daemon, SEVD_VERSION } from './daemon/daemon.js';
 import { StateFileError } from './firmware/nv-state.js';
 import { exportPlatform } from './daemon/platform-export.js';
 import { StartupError } from './daemon/dir-lock.js';
 import { PersistError } from './util/state-file.js';
 
-/** `sevd platform export --out DIR [config flags]`. */
+/** `sevd platform export --out DIR [--config FILE] [--state-dir DIR]`. */
 function platformCommand(argv: string[]): number {
-  const outAt = argv.indexOf('--out');
-  if (argv[0] !== 'export' || outAt < 0 || !argv[outAt + 1]) {
-    process.stderr.write('usage: sevd platform export --out DIR [--config FILE] [--state-dir DIR]\n');
-    return 2;
+  if (argv[0] !== 'export') throw new ConfigError(`sevd: unknown command 'platform ${argv[0] ?? ''}' (see sevd --help)`);
+  const rest = argv.slice(1);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(helpText(PLATFORM_EXPORT_COMMAND));
+    return 0;
   }
-  const out = argv[outAt + 1]!;
-  const rest = argv.slice(1).filter((_, i) => i + 1 !== outAt && i + 1 !== outAt + 1);
-  const { config } = loadConfig(parseFlags(rest));
+  const outAt = rest.indexOf('--out');
+  const out = outAt >= 0 ? rest[outAt + 1] : undefined;
+  const others = outAt >= 0 ? [...rest.slice(0, outAt), ...rest.slice(outAt + 2)] : rest;
+  const flags = parseFlags(others, { ...PLATFORM_EXPORT_COMMAND, options: PLATFORM_EXPORT_COMMAND.options.filter((o) => o.name !== 'out') });
+  if (!out) throw new ConfigError('sevd platform export: --out DIR is required');
+  const { config } = loadConfig(flags);
   const files = exportPlatform(config, out);
   process.stdout.write(`wrote ${files.join(' ')} to ${out}\n`);
   return 0;
@@ -51,8 +56,12 @@ async function main(): Promise<number> {
       process.stdout.write(usage());
       return 0;
     }
+    if (flags.version) {
+      process.stdout.write(`sevd ${SEVD_VERSION}\n`);
+      return 0;
+    }
     const { config, source } = loadConfig(flags);
-    const log = pino({ level: config.logLevel, base: { pid: process.pid } });
+    const log = makeLogger(config.logLevel, flags.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json'));
     daemon = await Daemon.open(config, log, source);
     await daemon.start();
   } catch (e) {

@@ -15,31 +15,10 @@ import {
   buildLaunchSession, buildMeasurement, buildSecret, chainFromDir, chainFromExport, launchDigest, verifyAttestation,
   verifyMeasurement, verifyPlatform,
 } from './owner.js';
+import { helpText, parseCommand, UsageError, type Values } from '../../cli/args.js';
+import { COMMAND_LIST, COMMANDS, PROGRAM, TOP, VERSION } from './commands.js';
 
-class UsageError extends Error {}
-
-function flags(argv: string[]): Map<string, string[]> {
-  const m = new Map<string, string[]>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}'`);
-    const v = argv[++i];
-    if (v === undefined) throw new UsageError(`${a} needs a value`);
-    m.set(a.slice(2), [...(m.get(a.slice(2)) ?? []), v]);
-  }
-  return m;
-}
-
-const req = (f: Map<string, string[]>, k: string) => {
-  const v = f.get(k)?.[0];
-  if (v === undefined) throw new UsageError(`--${k} is required`);
-  return v;
-};
-const num = (f: Map<string, string[]>, k: string) => {
-  const n = Number(req(f, k));
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${k} must be a non-negative integer`);
-  return n;
-};
+type Flags = Values;
 /** A binary file, or base64 text in it. */
 const blob = (path: string) => {
   const b = readFileSync(path);
@@ -47,30 +26,52 @@ const blob = (path: string) => {
   // Binary certificates always hold bytes outside the base64 alphabet (zeros).
   return /^[A-Za-z0-9+/=\s]+$/.test(text) ? Buffer.from(text, 'base64') : b;
 };
-
-function digestFrom(f: Map<string, string[]>): Buffer {
+const str = (f: Flags, k: string) => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
+const req = (f: Flags, k: string) => {
+  const v = str(f, k);
+  if (v === undefined) throw new UsageError(`${PROGRAM}: --${k} is required`);
+  return v;
+};
+const num = (f: Flags, k: string) => {
+  const n = Number(req(f, k));
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${PROGRAM}: --${k} must be a non-negative integer`);
+  return n;
+};
+function digestFrom(f: Flags): Buffer {
   const fw = readFileSync(req(f, 'firmware'));
-  const kernel = f.get('kernel')?.[0];
-  const initrd = f.get('initrd')?.[0];
+  const kernel = str(f, 'kernel');
+  const initrd = str(f, 'initrd');
   // SEV-ES: the VMSAs of --vcpus vCPUs of --vcpu-type (default EPYC-v4) follow the data.
-  const es = f.has('vcpus') ? { vcpus: num(f, 'vcpus'), vcpuType: f.get('vcpu-type')?.[0] ?? 'EPYC-v4' } : undefined;
-  return launchDigest(fw, kernel ? { kernel: readFileSync(kernel), initrd: initrd ? readFileSync(initrd) : null, append: f.get('append')?.[0] ?? null } : undefined, es);
+  const es = str(f, 'vcpus') !== undefined ? { vcpus: num(f, 'vcpus'), vcpuType: str(f, 'vcpu-type') ?? 'EPYC-v4' } : undefined;
+  return launchDigest(fw, kernel ? { kernel: readFileSync(kernel), initrd: initrd ? readFileSync(initrd) : null, append: str(f, 'append') ?? null } : undefined, es);
 }
 
 function run(argv: string[]): number {
+  const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+  if (argv.length === 0 || argv[0]!.startsWith('-')) {
+    const { values } = parseCommand({ ...TOP, positionals: undefined }, argv);
+    if (values['version']) out(`${PROGRAM} ${VERSION}`);
+    else out(helpText(TOP, COMMAND_LIST));
+    return 0;
+  }
   const [cmd, sub] = argv;
-  const out = (s: string) => process.stdout.write(s + '\n');
-  switch (cmd) {
+  const key = COMMANDS[cmd!] ? cmd! : `${cmd} ${sub}`;
+  const def = COMMANDS[key];
+  if (!def) throw new UsageError(`${PROGRAM}: unknown command '${[cmd, sub].filter(Boolean).join(' ')}' (see ${PROGRAM} --help)`);
+  const { values: f } = parseCommand(def, argv.slice(key.split(' ').length));
+  if (f['help']) {
+    out(helpText(def));
+    return 0;
+  }
+  switch (key) {
     case 'verify': {
-      const f = flags(argv.slice(1));
-      const chain = f.has('dir') ? chainFromDir(req(f, 'dir')) : chainFromExport(JSON.parse(readFileSync(req(f, 'export'), 'utf8')));
-      const trust = f.has('ark') ? { ark: readFileSync(req(f, 'ark')) } : { generation: req(f, 'generation') };
+      const chain = str(f, 'dir') ? chainFromDir(req(f, 'dir')) : chainFromExport(JSON.parse(readFileSync(req(f, 'export'), 'utf8')));
+      const trust = str(f, 'ark') ? { ark: readFileSync(req(f, 'ark')) } : { generation: req(f, 'generation') };
       const r = verifyPlatform(chain, trust);
       out(r.ok ? 'chain verifies: ARK → ASK → CEK → PEK ← OCA, PEK → PDH' : `chain does not verify: ${r.step}: ${r.reason}`);
       return r.ok ? 0 : 1;
     }
     case 'session': {
-      const f = flags(argv.slice(1));
       const s = buildLaunchSession(blob(req(f, 'pdh')), num(f, 'policy'));
       const dir = req(f, 'out');
       mkdirSync(dir, { recursive: true });
@@ -81,8 +82,8 @@ function run(argv: string[]): number {
       out(`wrote godh.b64 session.b64 tek.bin tik.bin to ${dir}`);
       return 0;
     }
-    case 'measurement': {
-      const f = flags(argv.slice(2));
+    case 'measurement build':
+    case 'measurement verify': {
       const info = { apiMajor: num(f, 'api-major'), apiMinor: num(f, 'api-minor'), build: num(f, 'build') };
       const tik = readFileSync(req(f, 'tik'));
       const ld = digestFrom(f);
@@ -90,41 +91,34 @@ function run(argv: string[]): number {
         out(buildMeasurement(tik, info, num(f, 'policy'), ld, Buffer.from(req(f, 'mnonce'), 'base64')));
         return 0;
       }
-      if (sub === 'verify') {
-        const ok = verifyMeasurement(req(f, 'measure'), tik, info, num(f, 'policy'), ld);
-        out(ok ? 'measurement verifies' : 'measurement does not match');
-        return ok ? 0 : 1;
-      }
-      throw new UsageError('measurement build|verify');
+      const ok = verifyMeasurement(req(f, 'measure'), tik, info, num(f, 'policy'), ld);
+      out(ok ? 'measurement verifies' : 'measurement does not match');
+      return ok ? 0 : 1;
     }
-    case 'secret': {
-      if (sub !== 'build') throw new UsageError('secret build');
-      const f = flags(argv.slice(2));
-      const entries = (f.get('secret') ?? []).map((s) => {
+    case 'secret build': {
+      const entries = ((f['secret'] as string[] | undefined) ?? []).map((s) => {
         const eq = s.indexOf('=');
-        if (eq < 0) throw new UsageError(`--secret GUID=VALUE, got '${s}'`);
+        if (eq < 0) throw new UsageError(`${PROGRAM}: --secret GUID=VALUE, got '${s}'`);
         const v = s.slice(eq + 1);
         return { guid: s.slice(0, eq), data: v.startsWith('@') ? readFileSync(v.slice(1)) : Buffer.from(v) };
       });
-      if (!entries.length) throw new UsageError('at least one --secret');
-      const iv = f.get('iv')?.[0];
+      if (!entries.length) throw new UsageError(`${PROGRAM}: at least one --secret`);
+      const iv = str(f, 'iv');
       const r = buildSecret(readFileSync(req(f, 'tek')), readFileSync(req(f, 'tik')), req(f, 'measure'), entries, iv ? Buffer.from(iv, 'base64') : undefined);
       out(JSON.stringify({ 'packet-header': r.header, secret: r.secret }));
       return 0;
     }
-    case 'attestation': {
-      if (sub !== 'verify') throw new UsageError('attestation verify');
-      const f = flags(argv.slice(2));
+    case 'attestation verify': {
       const r = verifyAttestation(req(f, 'report'), blob(req(f, 'pek')), {
-        ...(f.has('mnonce') ? { mnonce: Buffer.from(req(f, 'mnonce'), 'base64') } : {}),
-        ...(f.has('digest') ? { launchDigest: Buffer.from(req(f, 'digest'), 'hex') } : {}),
-        ...(f.has('policy') ? { policy: num(f, 'policy') } : {}),
+        ...(str(f, 'mnonce') ? { mnonce: Buffer.from(req(f, 'mnonce'), 'base64') } : {}),
+        ...(str(f, 'digest') ? { launchDigest: Buffer.from(req(f, 'digest'), 'hex') } : {}),
+        ...(str(f, 'policy') ? { policy: num(f, 'policy') } : {}),
       });
       out(r.ok ? 'attestation report verifies' : `attestation report rejected: ${r.problems.join('; ')}`);
       return r.ok ? 0 : 1;
     }
     default:
-      throw new UsageError('commands: verify, session, measurement build|verify, secret build, attestation verify');
+      throw new UsageError(`${PROGRAM}: unknown command '${key}'`);
   }
 }
 
@@ -132,7 +126,7 @@ try {
   process.exitCode = run(process.argv.slice(2));
 } catch (e) {
   if (e instanceof UsageError) {
-    process.stderr.write(`sev-owner: ${e.message}\n`);
+    process.stderr.write(`${e.message}\n`);
     process.exitCode = 2;
   } else {
     process.stderr.write(`sev-owner: ${(e as Error).message}\n`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * sevd-shell: an interactive QMP shell compatible with qmp-shell's syntax, for sevd and QEMU.
- *   sevd-shell [-p] [-H] SOCKET|tcp:HOST:PORT|ws://…|ws+binary://…
+ *   sevd-shell [-p] [-H] SOCKET|tcp:HOST:PORT|ws://…|ws+binary://…   (--help: clients/shell/command.ts)
  * -p pretty-prints replies, -H sends every line as an HMP command. History, tab completion
  * from query-commands, and events shown as they arrive.
  */
@@ -11,20 +11,31 @@ import { join } from 'node:path';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { QmpClient, QMPError } from '../qmp/client.js';
 import { parseLine } from './parse.js';
+import { helpText, parseCommand, UsageError } from '../../cli/args.js';
+import { SHELL_COMMAND, SHELL_VERSION } from './command.js';
 
 const HISTORY = process.env['SEVD_SHELL_HISTORY'] ?? join(homedir(), '.sevd_shell_history');
 
-function usage(): never {
-  process.stderr.write('usage: sevd-shell [-p] [-H] SOCKET|tcp:HOST:PORT|ws://HOST:PORT/PATH|ws+binary://HOST:PORT/PATH\n');
+function usageError(message: string): never {
+  process.stderr.write(message + '\n');
   process.exit(2);
 }
 
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const pretty = argv.includes('-p');
-  const hmp = argv.includes('-H');
-  const target = argv.find((a) => !a.startsWith('-'));
-  if (!target) usage();
+  let parsed;
+  try {
+    parsed = parseCommand(SHELL_COMMAND, process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof UsageError) usageError(e.message);
+    throw e;
+  }
+  const { values, positionals } = parsed;
+  if (values['help']) return void process.stdout.write(helpText(SHELL_COMMAND));
+  if (values['version']) return void process.stdout.write(`sevd-shell ${SHELL_VERSION}\n`);
+  const pretty = values['pretty'] === true;
+  const hmp = values['hmp'] === true;
+  const target = positionals[0];
+  if (!target || positionals.length > 1) usageError(`sevd-shell: expected one target (${SHELL_COMMAND.positionals}); see --help`);
   let client: QmpClient;
   try {
     client = await QmpClient.connect(target, { timeoutMs: 60000 });

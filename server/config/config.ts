@@ -10,6 +10,7 @@ import { compiledSchema } from '../dispatch/compiled-schema.js';
 import { parseVersion } from '../dispatch/version.js';
 import { toJsonSchema } from './json-schema.js';
 import { DEFAULT_CONFIG, type SevdConfig } from './defaults.js';
+import { helpText, parseCommand, UsageError, type CommandDef } from '../../cli/args.js';
 
 export class ConfigError extends Error {
   readonly exitCode = 2;
@@ -21,49 +22,79 @@ export interface CliFlags {
   stateDir?: string;
   wsHost?: string;
   wsPort?: number;
+  logFormat?: 'json' | 'pretty';
+  logLevel?: SevdConfig['logLevel'];
   help?: boolean;
+  version?: boolean;
 }
 
-const FLAGS: Record<string, { key: keyof CliFlags; value: 'string' | 'port' | 'none'; help: string }> = {
-  '--config': { key: 'config', value: 'string', help: 'JSON configuration file' },
-  '--run-dir': { key: 'runDir', value: 'string', help: 'directory for the QMP sockets (default ./run)' },
-  '--state-dir': { key: 'stateDir', value: 'string', help: 'directory for persistent platform state (default ./state)' },
-  '--ws-host': { key: 'wsHost', value: 'string', help: 'WebSocket listen address (default 127.0.0.1)' },
-  '--ws-port': { key: 'wsPort', value: 'port', help: 'WebSocket port (default 4445; 0 picks a free one)' },
-  '--help': { key: 'help', value: 'none', help: 'print this help' },
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** sevd's command line: the one definition its parser and --help use. */
+export const SEVD_COMMAND: CommandDef = {
+  name: 'sevd',
+  summary: 'A software AMD SEV host: an emulated AMD Secure Processor and SEV guests behind QEMU-compatible QMP monitors.\nFlags override the config file, which overrides the embedded defaults.',
+  options: [
+    { name: 'config', value: 'FILE', help: 'JSON configuration file (interface.md §3)' },
+    { name: 'run-dir', value: 'DIR', help: 'directory for the QMP sockets (default ./run)' },
+    { name: 'state-dir', value: 'DIR', help: 'directory for persistent platform state (default ./state)' },
+    { name: 'ws-host', value: 'HOST', help: 'WebSocket/HTTP listen address (default 127.0.0.1)' },
+    { name: 'ws-port', value: 'PORT', help: 'WebSocket/HTTP port (default 4445; 0 picks a free one)' },
+    { name: 'log-format', value: 'json|pretty', help: 'log lines as JSON, or readable (default: pretty on a terminal, else JSON)' },
+    { name: 'log-level', value: 'LEVEL', help: `log level: ${LOG_LEVELS.join(', ')} (default info)` },
+    { name: 'version', help: 'print the version and exit' },
+  ],
+  example: 'sevd --config config/development.json --ws-port 4445',
+};
+
+/** `sevd platform export`. */
+export const PLATFORM_EXPORT_COMMAND: CommandDef = {
+  name: 'sevd platform export',
+  summary: "Write the platform's certificates under the names guest-owner tools use (ark ask cek oca pek pdh .cert, ask_ark.cert).",
+  options: [
+    { name: 'out', value: 'DIR', help: 'where to write the certificates' },
+    { name: 'config', value: 'FILE', help: 'JSON configuration file (its state directory is read)' },
+    { name: 'state-dir', value: 'DIR', help: 'the state directory to read' },
+  ],
+  example: 'sevd platform export --out certs/',
 };
 
 export function usage(): string {
-  const lines = Object.entries(FLAGS).map(([f, d]) => `  ${(f + (d.value === 'none' ? '' : ' ' + d.value.toUpperCase())).padEnd(24)}${d.help}`);
-  return `usage: sevd [flags]\n\n${lines.join('\n')}\n`;
+  return helpText(SEVD_COMMAND, 'commands:\n  platform export     write the platform certificates (see sevd platform export --help)');
 }
 
-export function parseFlags(argv: string[]): CliFlags {
-  const out: CliFlags = {};
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i]!;
-    let inline: string | undefined;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      inline = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const def = FLAGS[arg];
-    if (!def) throw new ConfigError(`sevd: unknown flag '${arg}' (see --help)`);
-    if (def.value === 'none') {
-      (out as Record<string, unknown>)[def.key] = true;
-      continue;
-    }
-    const v = inline ?? argv[++i];
-    if (v === undefined) throw new ConfigError(`sevd: flag ${arg} expects a value`);
-    if (def.value === 'port') {
-      const n = Number(v);
-      if (!/^\d+$/.test(v) || n > 65535) throw new ConfigError(`sevd: flag ${arg}: expected a port number 0-65535, got '${v}'`);
-      (out as Record<string, unknown>)[def.key] = n;
-    } else {
-      (out as Record<string, unknown>)[def.key] = v;
-    }
+export function parseFlags(argv: string[], def: CommandDef = SEVD_COMMAND): CliFlags {
+  let values;
+  try {
+    ({ values } = parseCommand(def, argv));
+  } catch (e) {
+    if (e instanceof UsageError) throw new ConfigError(e.message);
+    throw e;
   }
+  const v = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const out: CliFlags = {};
+  if (v('config') !== undefined) out.config = v('config')!;
+  if (v('run-dir') !== undefined) out.runDir = v('run-dir')!;
+  if (v('state-dir') !== undefined) out.stateDir = v('state-dir')!;
+  if (v('ws-host') !== undefined) out.wsHost = v('ws-host')!;
+  const port = v('ws-port');
+  if (port !== undefined) {
+    const n = Number(port);
+    if (!/^\d+$/.test(port) || n > 65535) throw new ConfigError(`sevd: flag --ws-port: expected a port number 0-65535, got '${port}'`);
+    out.wsPort = n;
+  }
+  const fmt = v('log-format');
+  if (fmt !== undefined) {
+    if (fmt !== 'json' && fmt !== 'pretty') throw new ConfigError(`sevd: flag --log-format: expected json or pretty, got '${fmt}'`);
+    out.logFormat = fmt;
+  }
+  const level = v('log-level');
+  if (level !== undefined) {
+    if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new ConfigError(`sevd: flag --log-level: expected one of ${LOG_LEVELS.join(', ')}, got '${level}'`);
+    out.logLevel = level as CliFlags['logLevel'];
+  }
+  if (values['help']) out.help = true;
+  if (values['version']) out.version = true;
   return out;
 }
 
@@ -206,5 +237,6 @@ export function loadConfig(flags: CliFlags): { config: SevdConfig; source: strin
   if (flags.stateDir) config.stateDir = flags.stateDir;
   if (config.websocket && flags.wsHost) config.websocket = { ...config.websocket, host: flags.wsHost };
   if (config.websocket && flags.wsPort !== undefined) config.websocket = { ...config.websocket, port: flags.wsPort };
+  if (flags.logLevel) config.logLevel = flags.logLevel;
   return { config, source };
 }

@@ -18,6 +18,7 @@ t.test('Dockerfile: build stage and run stage, mirrored', async (t) => {
     'COPY package.json package-lock.json tsconfig.json ./',
     'RUN npm ci --no-audit --no-fund',
     'COPY abi ./abi',
+    'COPY cli ./cli',
     'COPY schema ./schema',
     'COPY server ./server',
     'COPY clients ./clients',
@@ -25,6 +26,7 @@ t.test('Dockerfile: build stage and run stage, mirrored', async (t) => {
     'RUN npx tsc -p tsconfig.json',
     'RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force',
     'COPY --from=build /src/dist/abi ./dist/abi',
+    'COPY --from=build /src/dist/cli ./dist/cli',
     'COPY --from=build /src/dist/server ./dist/server',
     'COPY --from=build /src/dist/schema ./dist/schema',
     'COPY config ./config',
@@ -41,12 +43,13 @@ t.test('Dockerfile: build stage and run stage, mirrored', async (t) => {
   // Build stage. `npm ci` is replaced by the already installed dependencies (same lock file).
   for (const f of ['package.json', 'package-lock.json', 'tsconfig.json']) cpSync(join(ROOT, f), join(build, f));
   symlinkSync(join(ROOT, 'node_modules'), join(build, 'node_modules'));
-  for (const d of ['abi', 'schema', 'server', 'clients', 'test']) cpSync(join(ROOT, d), join(build, d), { recursive: true });
+  for (const d of ['abi', 'cli', 'schema', 'server', 'clients', 'test']) cpSync(join(ROOT, d), join(build, d), { recursive: true });
   execSync(`${process.execPath} ${join(ROOT, 'node_modules/typescript/bin/tsc')} -p tsconfig.json`, { cwd: build, stdio: 'pipe' });
   // Run stage: production dependencies only.
   for (const f of ['package.json', 'package-lock.json']) cpSync(join(ROOT, f), join(run, f));
   execSync('npm ci --omit=dev --no-audit --no-fund --prefer-offline', { cwd: run, stdio: 'pipe' });
   cpSync(join(build, 'dist/abi'), join(run, 'dist/abi'), { recursive: true });
+  cpSync(join(build, 'dist/cli'), join(run, 'dist/cli'), { recursive: true });
   cpSync(join(build, 'dist/server'), join(run, 'dist/server'), { recursive: true });
   cpSync(join(build, 'dist/schema'), join(run, 'dist/schema'), { recursive: true });
   cpSync(join(ROOT, 'config'), join(run, 'config'), { recursive: true });

@@ -38,11 +38,16 @@ t.test('the import scanner sees imports (a check that cannot fail would prove no
 
 t.test('clients/ never import server/', async (t) => {
   t.same(violations(sources('clients'), (i) => i.top === 'server' || i.top === 'test'), []);
+  t.ok(imports('clients/owner/cli.ts').some((i) => i.top === 'cli'), '(they may use cli/)');
 });
 
 t.test('abi/ imports neither server/ nor clients/, and does no I/O', async (t) => {
   const allowed = (s: string) => s.startsWith('.') || s === 'node:crypto' || s.startsWith('@noble/');
   t.same(violations(sources('abi'), (i) => (i.top !== null && i.top !== 'abi') || !allowed(i.spec)), []);
+});
+
+t.test('cli/ (command-line definitions) imports nothing of sevd: any program may use it', async (t) => {
+  t.same(violations(sources('cli'), (i) => (i.top !== null && i.top !== 'cli') || !(i.spec.startsWith('.') || i.spec.startsWith('node:'))), []);
 });
 
 t.test('the independent test guest owner uses neither the library nor the server', async (t) => {

@@ -1,0 +1,82 @@
+/** sev-owner's commands and options: the one definition its parser and its --help use. */
+import type { CommandDef, OptionDef } from '../../cli/args.js';
+
+export const PROGRAM = 'sev-owner';
+export const VERSION = '0.1.0';
+
+const measurementOptions: OptionDef[] = [
+  { name: 'firmware', value: 'FILE', help: 'the firmware image the guest boots (e.g. /usr/share/OVMF/OVMF_CODE.fd)' },
+  { name: 'kernel', value: 'FILE', help: 'measured direct boot: the kernel (adds the kernel-hashes table)' },
+  { name: 'initrd', value: 'FILE', help: 'measured direct boot: the initrd' },
+  { name: 'append', value: 'TEXT', help: 'measured direct boot: the kernel command line' },
+  { name: 'vcpus', value: 'N', help: 'SEV-ES: the number of vCPUs (one VMSA each is measured)' },
+  { name: 'vcpu-type', value: 'NAME', help: 'SEV-ES: the QEMU CPU model of the vCPUs (default EPYC-v4)' },
+  { name: 'api-major', value: 'N', help: 'the platform API major version (query-sev api-major)' },
+  { name: 'api-minor', value: 'N', help: 'the platform API minor version (query-sev api-minor)' },
+  { name: 'build', value: 'N', help: 'the firmware build id (query-sev build-id)' },
+  { name: 'policy', value: 'N', help: 'the guest policy' },
+  { name: 'tik', value: 'FILE', help: 'the TIK written by `sev-owner session`' },
+];
+
+/** Every command, its options and an example: the parser and the help both come from here. */
+export const COMMANDS: Record<string, CommandDef> = {
+  verify: {
+    name: `${PROGRAM} verify`, summary: 'Verify a platform certificate chain (ARK → ASK → CEK → PEK ← OCA, PEK → PDH) against a trusted ARK.',
+    options: [
+      { name: 'dir', value: 'DIR', help: 'a directory of <name>.cert files (sevd platform export, sevctl export)' },
+      { name: 'export', value: 'FILE', help: "a file holding sevd's sev-export-certs reply (JSON)" },
+      { name: 'generation', value: 'NAME', help: "trust AMD's real ARK of this generation (naples, rome, milan, genoa, turin)" },
+      { name: 'ark', value: 'FILE', help: 'trust this ARK instead (e.g. an emulated root)' },
+    ],
+    example: `${PROGRAM} verify --dir certs/ --ark config/amd-roots/milan/ark.cert`,
+  },
+  session: {
+    name: `${PROGRAM} session`, summary: 'Build a launch session for a platform PDH: godh.b64, session.b64, tek.bin, tik.bin.',
+    options: [
+      { name: 'pdh', value: 'FILE', help: "the platform's PDH certificate (binary or base64)" },
+      { name: 'policy', value: 'N', help: 'the guest policy the session is bound to (e.g. 1, or 5 for SEV-ES)' },
+      { name: 'out', value: 'DIR', help: 'where to write the four files' },
+    ],
+    example: `${PROGRAM} session --pdh certs/pdh.cert --policy 1 --out owner/`,
+  },
+  'measurement build': {
+    name: `${PROGRAM} measurement build`, summary: 'Print the launch measurement (base64 MEASURE ‖ MNONCE) a guest should produce.',
+    options: [...measurementOptions, { name: 'mnonce', value: 'B64', help: 'the 16-byte MNONCE to measure with (base64)' }],
+    example: `${PROGRAM} measurement build --firmware OVMF_CODE.fd --vcpus 4 --vcpu-type EPYC-Milan --api-major 1 --api-minor 55 --build 21 --policy 5 --tik owner/tik.bin --mnonce AAAAAAAAAAAAAAAAAAAAAA==`,
+  },
+  'measurement verify': {
+    name: `${PROGRAM} measurement verify`, summary: 'Check a measurement from query-sev-launch-measure against the expected launch digest (exit 1 if it differs).',
+    options: [{ name: 'measure', value: 'B64', help: 'the query-sev-launch-measure data' }, ...measurementOptions],
+    example: `${PROGRAM} measurement verify --measure "$M" --firmware OVMF_CODE.fd --api-major 1 --api-minor 55 --build 21 --policy 1 --tik owner/tik.bin`,
+  },
+  'secret build': {
+    name: `${PROGRAM} secret build`, summary: "Build sev-inject-launch-secret's packet-header and secret (EFI secret table, encrypted and MACed).",
+    options: [
+      { name: 'tek', value: 'FILE', help: 'the TEK written by `sev-owner session`' },
+      { name: 'tik', value: 'FILE', help: 'the TIK written by `sev-owner session`' },
+      { name: 'measure', value: 'B64', help: 'the verified query-sev-launch-measure data' },
+      { name: 'secret', value: 'GUID=TEXT|GUID=@FILE', help: 'a secret table entry', multiple: true },
+      { name: 'iv', value: 'B64', help: 'the packet IV (default: random)' },
+    ],
+    example: `${PROGRAM} secret build --tek owner/tek.bin --tik owner/tik.bin --measure "$M" --secret 736869e5-84f0-4973-92ec-06879ce3da0b=@disk.key`,
+  },
+  'attestation verify': {
+    name: `${PROGRAM} attestation verify`, summary: "Check a query-sev-attestation-report report: the PEK's signature and, if given, mnonce, digest and policy.",
+    options: [
+      { name: 'report', value: 'B64', help: 'the report (query-sev-attestation-report data)' },
+      { name: 'pek', value: 'FILE', help: "the platform's PEK certificate" },
+      { name: 'mnonce', value: 'B64', help: 'the expected mnonce' },
+      { name: 'digest', value: 'HEX', help: 'the expected launch digest' },
+      { name: 'policy', value: 'N', help: 'the expected policy' },
+    ],
+    example: `${PROGRAM} attestation verify --report "$R" --pek certs/pek.cert --mnonce AAAAAAAAAAAAAAAAAAAAAA==`,
+  },
+};
+
+export const TOP: CommandDef = {
+  name: PROGRAM, positionals: 'COMMAND [options]', summary: 'The guest-owner toolkit: verify a platform, build a launch session, predict and check measurements, build secrets, check attestation reports.',
+  options: [{ name: 'version', help: 'print the version and exit' }],
+  example: `${PROGRAM} session --help`,
+};
+export const COMMAND_LIST = `commands (each answers --help):\n${Object.entries(COMMANDS).map(([n, d]) => `  ${n.padEnd(20)}${d.summary}`).join('\n')}`;
+
