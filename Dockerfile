@@ -27,6 +27,7 @@ COPY --from=build /src/dist/cli ./dist/cli
 COPY --from=build /src/dist/server ./dist/server
 COPY --from=build /src/dist/schema ./dist/schema
 COPY config ./config
+COPY web ./web
 RUN mkdir -p /run/sevd /var/lib/sevd && chown node:node /run/sevd /var/lib/sevd
 USER node
 VOLUME ["/run/sevd", "/var/lib/sevd"]

@@ -2,6 +2,10 @@
 import type { Expr } from './defs.js';
 
 export const runStateSchema: readonly Expr[] = [
+  // qapi/machine.json (the members sevd can fill: no threads, no topology props).
+  { enum: 'SysEmuTarget', data: ['x86_64'] },
+  { struct: 'CpuInfoFast', data: { 'cpu-index': 'int', 'qom-path': 'str', 'thread-id': 'int', target: 'SysEmuTarget' } },
+  { command: 'query-cpus-fast', returns: ['CpuInfoFast'], monitors: ['guest'] },
   {
     enum: 'RunState',
     data: ['debug', 'inmigrate', 'internal-error', 'io-error', 'paused', 'postmigrate', 'prelaunch',

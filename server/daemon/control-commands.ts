@@ -5,11 +5,15 @@ import { sevPlatformHandlers, type SevHostContext } from './sev-platform-command
 import type { GuestRegistry } from './registry.js';
 import type { PathPolicy } from '../confinement/paths.js';
 import type { FaultRegistry } from '../faults/fault-registry.js';
+import { QmpError } from '../qmp/errors.js';
+import { VMSA_REGION } from '../guest/layout.js';
 
 export interface ControlContext extends SevHostContext {
   registry: GuestRegistry;
   paths: PathPolicy;
   faults: FaultRegistry;
+  /** The host's ASID range (CPUID 0x8000001F ECX/EDX). */
+  asids: { max: number; minSev: number };
   requestShutdown(reason: 'host-qmp-quit'): void;
 }
 
@@ -29,6 +33,18 @@ export function controlHandlers(): Record<string, Handler<ControlContext>> {
     'inject-fault': (args, { faults }) => ({ id: faults.add(args) }),
     'query-faults': (_a, { faults }) => faults.list(),
     'clear-faults': (args, { faults }) => faults.clear(args['id'] as number | undefined),
+    'query-guest-memory': (args, { registry }) => {
+      const vm = registry.get(args['name'] as string);
+      if (!vm) throw QmpError.generic(`Guest '${args['name'] as string}' not found`);
+      const mem = vm.guest.memory;
+      const end = Math.max(...mem.regions.map((r) => r.base + r.size));
+      const gpa = (args['gpa'] as number | undefined) ?? 0;
+      return mem.pageRuns(gpa, (args['size'] as number | undefined) ?? end - gpa, VMSA_REGION);
+    },
+    'query-asids': (_a, { registry, asids }) => {
+      const inUse = registry.list().flatMap((vm) => (vm.sev?.asid != null ? [{ name: vm.name, asid: vm.sev.asid }] : []));
+      return { 'max-asid': asids.max, 'min-sev-asid': asids.minSev, 'in-use': inUse, free: asids.max - inUse.length };
+    },
     'query-guests': (_a, { registry }) =>
       registry.list().map((vm) => ({
         name: vm.name,

@@ -3,6 +3,7 @@
  * registry, start-up from the config and an orderly shutdown.
  */
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { schema } from '../../schema/index.js';
 import { compiledSchema } from '../dispatch/compiled-schema.js';
@@ -37,6 +38,9 @@ import { generationFeatures } from '../firmware/generations.js';
 import { prepareHost, type HostSetup } from './host-setup.js';
 
 export const SEVD_VERSION = '0.1.0';
+
+/** The operator view's static files (the repository's web/, beside dist/). */
+const WEB_ROOT = fileURLToPath(new URL('../../../web/', import.meta.url));
 
 /** Without a configured split, an ES-capable host keeps a fifth of its ASIDs for SEV-ES guests (as a BIOS's SEV-ES ASID space limit would). */
 function defaultMinSevAsid(generation: SevdConfig['platform']['generation'], maxGuests: number): number {
@@ -145,6 +149,7 @@ export class Daemon {
       context: {
         registry: this.registry, requestShutdown: (r) => void this.shutdown(r), sev: this.host.sev, cbitpos: config.platform.cbitpos, paths: this.host.paths,
         faults,
+        asids: { max: firmware.asids.maxAsid, minSev: firmware.asids.minSevAsid },
       },
       version,
       packageName: this.host.packageName,
@@ -184,6 +189,7 @@ export class Daemon {
         budget: this.host.budget,
         metrics: () => metrics.render(),
         tls: this.setup.tls,
+        webRoot: WEB_ROOT,
       });
       this.wsUrl = await this.ws.listen();
     }

@@ -8,6 +8,8 @@ import { forPages, PAGE_SIZE, SparseMemory, type Region } from './sparse-memory.
 import type { MemoryController, PageToEncrypt } from './memory-controller.js';
 import type { PageBatch } from './bulk/page-batch.js';
 
+export type PageKind = 'private' | 'shared' | 'vmsa' | 'untouched';
+
 export class GuestMemory extends SparseMemory {
   /** RAM pages are private unless flipped (an SEV guest sets the C-bit on its memory). */
   private defaultPrivate = false;
@@ -163,6 +165,38 @@ export class GuestMemory extends SparseMemory {
       else out.push([pfn, pfn + 1]);
     }
     return out;
+  }
+
+  /**
+   * The memory picture (interface §12): runs of pages in address order within
+   * [gpa, gpa + size), each private, shared, VMSA (frames of `vmsaRegion`) or untouched
+   * (never written: no stored page). Unmapped addresses are left out.
+   */
+  pageRuns(gpa: number, size: number, vmsaRegion: string): { gpa: number; pages: number; kind: PageKind }[] {
+    const first = Math.floor(gpa / PAGE_SIZE);
+    const end = Math.ceil((gpa + size) / PAGE_SIZE);
+    const stored = this.storedPfns().filter((p) => p >= first && p < end).sort((a, b) => a - b);
+    const runs: { gpa: number; pages: number; kind: PageKind }[] = [];
+    const push = (pfn: number, n: number, kind: PageKind) => {
+      const last = runs[runs.length - 1];
+      if (last && last.kind === kind && last.gpa + last.pages * PAGE_SIZE === pfn * PAGE_SIZE) last.pages += n;
+      else runs.push({ gpa: pfn * PAGE_SIZE, pages: n, kind });
+    };
+    const regions = [...this.regions].sort((a, b) => a.base - b.base);
+    let i = 0;
+    for (const r of regions) {
+      const lo = Math.max(first, r.base / PAGE_SIZE);
+      const hi = Math.min(end, (r.base + r.size) / PAGE_SIZE);
+      let at = lo;
+      while (at < hi) {
+        while (i < stored.length && stored[i]! < at) i++;
+        const next = i < stored.length && stored[i]! < hi ? stored[i]! : hi;
+        if (next > at) push(at, next - at, 'untouched');
+        if (next < hi) push(next, 1, r.name === vmsaRegion ? 'vmsa' : this.isPrivate(next) ? 'private' : 'shared');
+        at = next + 1;
+      }
+    }
+    return runs;
   }
 
   /** Drops every stored page and key binding (a discarded incoming guest). */

@@ -5,6 +5,8 @@
  * raw byte stream); otherwise one JSON message per text frame each way.
  */
 import type { IncomingMessage } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -29,7 +31,16 @@ export interface WebSocketOptions {
   tls?: { cert: Buffer; key: Buffer } | null;
   /** GET /metrics body (Prometheus text). */
   metrics?: () => string;
+  /** The operator view's static files (web/), served at / (interface §12). */
+  webRoot?: string | null;
 }
+
+/** The operator view's files: fixed names, read once; nothing else under web/ is served. */
+const WEB_FILES: Record<string, [string, string]> = {
+  '/': ['index.html', 'text/html; charset=utf-8'],
+  '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
+  '/app.css': ['app.css', 'text/css; charset=utf-8'],
+};
 
 const BINARY_ONLY = 'only binary, close, ping, and pong frames are supported';
 
@@ -71,7 +82,35 @@ export class WebSocketListener {
       const render = opts.metrics;
       this.app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(render()));
     }
+    if (opts.webRoot) this.serveWeb(opts.webRoot);
     this.app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+  }
+
+  /**
+   * The operator view. `/` needs a token when tokens are configured (`?token=` from a
+   * browser, or a Bearer header), like the monitors it talks to; the page then hands the
+   * token to its WebSockets as the subprotocol. The script and style are public.
+   */
+  private serveWeb(root: string): void {
+    const security = {
+      'content-security-policy': "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+      'x-content-type-options': 'nosniff',
+      // The token may be in the page's URL: never pass it on.
+      'referrer-policy': 'no-referrer',
+    };
+    for (const [route, [file, type]] of Object.entries(WEB_FILES)) {
+      const body = readFileSync(join(root, file));
+      this.app.get(route, async (req, reply) => {
+        if (route === '/' && this.credentials.length > 0) {
+          const auth = req.headers['authorization'];
+          const given = (typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined) ?? (req.query as Record<string, unknown>)['token'];
+          let ok = false;
+          if (typeof given === 'string') for (const c of this.credentials) ok = tokenMatches(c.token, given) || ok;
+          if (!ok) return reply.code(401).headers(security).type('text/plain').send('401 Unauthorized: open /?token=<token>\n');
+        }
+        return reply.headers(security).type(type).send(body);
+      });
+    }
   }
 
   async listen(): Promise<string> {

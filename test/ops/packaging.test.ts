@@ -30,6 +30,7 @@ t.test('Dockerfile: build stage and run stage, mirrored', async (t) => {
     'COPY --from=build /src/dist/server ./dist/server',
     'COPY --from=build /src/dist/schema ./dist/schema',
     'COPY config ./config',
+    'COPY web ./web',
     'USER node',
     '--read-only',
     'HEALTHCHECK',
@@ -53,6 +54,7 @@ t.test('Dockerfile: build stage and run stage, mirrored', async (t) => {
   cpSync(join(build, 'dist/server'), join(run, 'dist/server'), { recursive: true });
   cpSync(join(build, 'dist/schema'), join(run, 'dist/schema'), { recursive: true });
   cpSync(join(ROOT, 'config'), join(run, 'config'), { recursive: true });
+  cpSync(join(ROOT, 'web'), join(run, 'web'), { recursive: true });
   t.notOk(existsSync(join(run, 'node_modules/typescript')), 'no dev dependencies (typescript)');
   t.notOk(existsSync(join(run, 'node_modules/tap')), 'no dev dependencies (tap)');
   t.ok(existsSync(join(run, 'node_modules/fastify')), 'production dependencies present');
@@ -80,6 +82,7 @@ t.test('Dockerfile: build stage and run stage, mirrored', async (t) => {
   });
   const port = Number(/"websocket":"ws:\/\/127\.0\.0\.1:(\d+)"/.exec(out)![1]);
   t.same(await (await fetch(`http://127.0.0.1:${port}/healthz`)).json(), { status: 'ok' }, 'HEALTHCHECK endpoint');
+  t.match(await (await fetch(`http://127.0.0.1:${port}/`)).text(), /<title>sevd — operator view<\/title>/, 'the operator view is served from the image');
   const c = await RawClient.connect(join(tmp, 'run', 'sevd.qmp'));
   await c.negotiate();
   t.same((await c.execute('guest-add', { name: 'vm', paused: true, 'sev-guest': { policy: 1 } })).return, {}, 'SEV guests work from the production tree');
