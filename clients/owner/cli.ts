@@ -15,6 +15,7 @@ import {
   buildLaunchSession, buildMeasurement, buildSecret, chainFromDir, chainFromExport, launchDigest, verifyAttestation,
   verifyMeasurement, verifyPlatform,
 } from './owner.js';
+import { SNP_PRODUCTS, verifySnpReport } from './snp-verify.js';
 import { helpText, parseCommand, UsageError, type Values } from '../../cli/args.js';
 import { COMMAND_LIST, COMMANDS, PROGRAM, TOP, VERSION } from './commands.js';
 
@@ -46,7 +47,7 @@ function digestFrom(f: Flags): Buffer {
   return launchDigest(fw, kernel ? { kernel: readFileSync(kernel), initrd: initrd ? readFileSync(initrd) : null, append: str(f, 'append') ?? null } : undefined, es);
 }
 
-function run(argv: string[]): number {
+async function run(argv: string[]): Promise<number> {
   const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
   if (argv.length === 0 || argv[0]!.startsWith('-')) {
     const { values } = parseCommand({ ...TOP, positionals: undefined }, argv);
@@ -117,19 +118,46 @@ function run(argv: string[]): number {
       out(r.ok ? 'attestation report verifies' : `attestation report rejected: ${r.problems.join('; ')}`);
       return r.ok ? 0 : 1;
     }
+    case 'snp verify': {
+      const generation = req(f, 'generation');
+      const product = SNP_PRODUCTS[generation];
+      if (!product) throw new UsageError(`${PROGRAM}: --generation must be milan, genoa or turin`);
+      const hexOf = (k: string) => (str(f, k) !== undefined ? Buffer.from(req(f, k), 'hex') : undefined);
+      const minTcb = str(f, 'min-tcb')?.split(',').map(Number);
+      const r = await verifySnpReport(blob(req(f, 'report')), {
+        product,
+        ...(str(f, 'chain') ? { chainPem: readFileSync(req(f, 'chain'), 'utf8') } : {}),
+        ...(str(f, 'vcek') ? { vcek: readFileSync(req(f, 'vcek')) } : {}),
+        ...(str(f, 'kds') ? { kdsBase: req(f, 'kds') } : {}),
+        expect: {
+          ...(hexOf('measurement') ? { measurement: hexOf('measurement')! } : {}),
+          ...(hexOf('report-data') ? { reportData: hexOf('report-data')! } : {}),
+          ...(hexOf('host-data') ? { hostData: hexOf('host-data')! } : {}),
+          ...(str(f, 'policy') !== undefined ? { policy: BigInt(req(f, 'policy')) } : {}),
+          ...(minTcb ? { minTcb: { bootloader: minTcb[0] ?? 0, tee: minTcb[1] ?? 0, snp: minTcb[2] ?? 0, microcode: minTcb[3] ?? 0, fmc: minTcb[4] ?? 0 } } : {}),
+        },
+      });
+      for (const c of r.checks) out(`${c.ok ? 'ok  ' : 'FAIL'} ${c.check}${c.detail ? `: ${c.detail}` : ''}`);
+      const failed = r.checks.filter((c) => !c.ok).map((c) => c.check);
+      out(r.ok ? 'SNP report verifies' : `SNP report rejected: ${failed.join('; ')}`);
+      return r.ok ? 0 : 1;
+    }
     default:
       throw new UsageError(`${PROGRAM}: unknown command '${key}'`);
   }
 }
 
-try {
-  process.exitCode = run(process.argv.slice(2));
-} catch (e) {
-  if (e instanceof UsageError) {
-    process.stderr.write(`${e.message}\n`);
-    process.exitCode = 2;
-  } else {
-    process.stderr.write(`sev-owner: ${(e as Error).message}\n`);
-    process.exitCode = 1;
-  }
-}
+run(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`sev-owner: ${(e as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -71,6 +71,23 @@ export const COMMANDS: Record<string, CommandDef> = {
     ],
     example: `${PROGRAM} attestation verify --report "$R" --pek certs/pek.cert --mnonce AAAAAAAAAAAAAAAAAAAAAA==`,
   },
+  'snp verify': {
+    name: `${PROGRAM} snp verify`,
+    summary: "Verify an SEV-SNP attestation report: VCEK → ASK → ARK, the report's signature, the VCEK's TCB and hwID, and your expectations.",
+    options: [
+      { name: 'report', value: 'FILE', help: 'the 1184-byte report (binary, or base64 text)' },
+      { name: 'generation', value: 'NAME', help: "the product (milan, genoa, turin): trusts AMD's real chain for it" },
+      { name: 'chain', value: 'FILE', help: 'trust this chain instead (PEM, ASK then ARK: KDS cert_chain, or sevd\'s)' },
+      { name: 'vcek', value: 'FILE', help: 'the VCEK certificate (DER)' },
+      { name: 'kds', value: 'URL', help: 'or fetch the VCEK from this KDS base URL (chip id and reported TCB from the report)' },
+      { name: 'measurement', value: 'HEX', help: 'expected launch measurement (48 bytes)' },
+      { name: 'report-data', value: 'HEX', help: 'expected REPORT_DATA (zero-padded to 64 bytes)' },
+      { name: 'host-data', value: 'HEX', help: 'expected HOST_DATA (zero-padded to 32 bytes)' },
+      { name: 'policy', value: 'N', help: 'expected guest policy' },
+      { name: 'min-tcb', value: 'BL,TEE,SNP,UCODE[,FMC]', help: 'the lowest acceptable reported TCB' },
+    ],
+    example: `${PROGRAM} snp verify --report report.bin --generation milan --kds http://127.0.0.1:4445`,
+  },
 };
 
 export const TOP: CommandDef = {
