@@ -34,4 +34,19 @@ export const sevPlatformSchema: readonly Expr[] = [
   { struct: 'SevPekCsr', data: { data: 'str' } },
   { command: 'sev-pek-csr', returns: 'SevPekCsr', monitors: ['control'] },
   { command: 'sev-pek-cert-import', data: { 'pek-cert': 'str', 'oca-cert': 'str' }, monitors: ['control'] },
+  // SEV-SNP platform (interface §9).
+  { struct: 'SnpTcb', data: { bootloader: 'uint8', tee: 'uint8', snp: 'uint8', microcode: 'uint8', '*fmc': 'uint8' } },
+  { enum: 'SnpPlatformState', data: ['uninit', 'init'] },
+  {
+    struct: 'SnpPlatformStatus',
+    data: {
+      'api-major': 'uint8', 'api-minor': 'uint8', 'build-id': 'uint8', state: 'SnpPlatformState', 'rmp-initialized': 'bool',
+      'guest-count': 'uint32', 'chip-id': 'str', 'mask-chip-id': 'bool', 'mask-chip-key': 'bool',
+      'current-tcb': 'SnpTcb', 'reported-tcb': 'SnpTcb', 'committed-tcb': 'SnpTcb',
+    },
+  },
+  { command: 'sev-snp-platform-status', returns: 'SnpPlatformStatus', monitors: ['control'] },
+  { command: 'sev-snp-set-config', data: { '*reported-tcb': 'SnpTcb', '*mask-chip-id': 'bool', '*mask-chip-key': 'bool' }, monitors: ['control'] },
+  { command: 'sev-snp-commit', monitors: ['control'] },
+  { command: 'sev-snp-set-tcb', data: 'SnpTcb', boxed: true, monitors: ['control'] },
 ];

@@ -85,16 +85,18 @@ const b64hex = (b64) => hex(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
 
 async function refreshHost() {
   const c = state.control;
-  const [status, caps, version, asids] = await Promise.all([
+  const [status, caps, version, asids, snp] = await Promise.all([
     c.execute('sev-platform-status'), c.execute('query-sev-capabilities'), c.execute('query-version'), c.execute('query-asids'),
+    c.execute('sev-snp-platform-status').catch(() => null), // no SNP before milan
   ]);
+  const tcb = (t) => `bl ${t.bootloader} tee ${t.tee} snp ${t.snp} ucode ${t.microcode}${t.fmc !== undefined ? ` fmc ${t.fmc}` : ''}`;
   state.asids = new Map(asids['in-use'].map((a) => [a.name, a.asid]));
   const facts = [
     ['API version', `${status['api-major']}.${status['api-minor']} build ${status['build-id']}`],
     ['platform', `${status.state}, owner ${status.owner}`],
     ['SEV-ES', status.es ? 'yes' : 'no'],
-    ['SNP', 'not emulated'],
-    ['TCB', '—'],
+    ['SNP', snp ? `${snp.state}, RMP ${snp['rmp-initialized'] ? 'initialised' : 'off'}${snp['mask-chip-id'] ? ', chip id masked' : ''}` : 'not on this generation'],
+    ['TCB', snp ? `current ${tcb(snp['current-tcb'])}; reported ${tcb(snp['reported-tcb'])}; committed ${tcb(snp['committed-tcb'])}` : '—'],
     ['chip id', b64hex(caps['cpu0-id']).slice(0, 32) + '…'],
     ['C-bit', String(caps.cbitpos)],
     ['ASIDs', `${asids['in-use'].length} in use, ${asids.free} free (1–${asids['max-asid']}; SEV from ${asids['min-sev-asid']})`],

@@ -103,6 +103,10 @@ function configJsonSchema(): Record<string, unknown> {
   const u = (max: number) => ({ type: 'integer', minimum: 0, maximum: max });
   const absDir = { type: 'string', minLength: 1 };
   const dirList = { type: 'array', items: absDir };
+  const tcb = {
+    type: 'object', additionalProperties: false, required: ['bootloader', 'tee', 'snp', 'microcode'],
+    properties: { bootloader: u(255), tee: u(255), snp: u(255), microcode: u(255), fmc: { anyOf: [{ type: 'null' }, u(255)] } },
+  };
   const account = { anyOf: [{ type: 'null' }, { type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]*$' }] };
   return {
     type: 'object',
@@ -152,6 +156,14 @@ function configJsonSchema(): Record<string, unknown> {
           maxGuests: { type: 'integer', minimum: 1, maximum: 65535 },
           minSevAsid: { anyOf: [{ type: 'null' }, { type: 'integer', minimum: 1, maximum: 65535 }] },
           seed: { anyOf: [{ type: 'null' }, { type: 'string', pattern: '^([0-9a-fA-F]{2})+$' }] },
+          snp: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              tcb: tcb, reportedTcb: { anyOf: [{ type: 'null' }, tcb] },
+              maskChipId: { type: 'boolean' }, maskChipKey: { type: 'boolean' },
+            },
+          },
         },
       },
       limits: {
@@ -207,7 +219,7 @@ export function validateConfig(raw: unknown, source: string): SevdConfig {
     ...DEFAULT_CONFIG,
     ...r,
     websocket: ws === false ? false : { ...(DEFAULT_CONFIG.websocket as object), ...ws } as SevdConfig['websocket'],
-    platform: { ...DEFAULT_CONFIG.platform, ...r.platform },
+    platform: { ...DEFAULT_CONFIG.platform, ...r.platform, snp: { ...DEFAULT_CONFIG.platform.snp, ...r.platform?.snp } },
     limits: { ...DEFAULT_CONFIG.limits, ...r.limits },
     paths: { ...DEFAULT_CONFIG.paths, ...r.paths },
     guests: r.guests ?? DEFAULT_CONFIG.guests,

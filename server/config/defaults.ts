@@ -13,6 +13,13 @@ export interface PlatformConfig {
    */
   minSevAsid: number | null;
   seed: string | null;
+  /** SNP generations: the TCB the chip starts at and the SNP_CONFIG values (interface §9). */
+  snp: {
+    tcb: { bootloader: number; tee: number; snp: number; microcode: number; fmc: number | null };
+    reportedTcb: { bootloader: number; tee: number; snp: number; microcode: number; fmc?: number | null } | null;
+    maskChipId: boolean;
+    maskChipKey: boolean;
+  };
 }
 
 export interface WebSocketConfig {
@@ -75,6 +82,7 @@ export const DEFAULT_CONFIG: SevdConfig = {
   platform: {
     generation: 'milan', apiMajor: 1, apiMinor: 55, build: 21,
     cbitpos: 51, reducedPhysBits: 1, maxGuests: 509, minSevAsid: null, seed: null,
+    snp: { tcb: { bootloader: 3, tee: 0, snp: 8, microcode: 115, fmc: null }, reportedTcb: null, maskChipId: false, maskChipKey: false },
   },
   limits: {
     maxPendingCommands: 64, maxConsecutiveErrors: 2000, maxMessageBytes: 64 * 1024 * 1024,

@@ -34,6 +34,7 @@ import { MemoryController } from '../memory/memory-controller.js';
 import { AsidPool } from '../kvm/asid-pool.js';
 import { PathPolicy, type FileKind } from '../confinement/paths.js';
 import { FaultRegistry } from '../faults/fault-registry.js';
+import { Kds } from '../kds/kds.js';
 import { generationFeatures } from '../firmware/generations.js';
 import { prepareHost, type HostSetup } from './host-setup.js';
 
@@ -78,6 +79,8 @@ export class Daemon {
   private ws?: WebSocketListener;
   wsUrl: string | null = null;
   private stopping?: Promise<void>;
+  /** The KDS-compatible endpoint of an SNP chip (interface §11). */
+  private readonly kds: Kds | null;
   /** Resolves once the daemon has shut down (quit, signal). */
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -102,14 +105,15 @@ export class Daemon {
     const version = parseVersion(config.qemuVersion);
     const p = config.platform;
     const platform = new Platform({
-      generation: p.generation, apiMajor: p.apiMajor, apiMinor: p.apiMinor, build: p.build, seed: p.seed, stateDir: config.stateDir,
+      generation: p.generation, apiMajor: p.apiMajor, apiMinor: p.apiMinor, build: p.build, seed: p.seed, stateDir: config.stateDir, snp: p.snp,
     });
     // sevd's choice: an idle host sits in INIT, as if KVM had started a guest before.
     platform.init();
     const faults = new FaultRegistry((e) => this.control.emitEvent('SEVD_FAULT', { id: e.id, target: e.target, detail: e.detail }));
     const boundary = { faults, guestOfHandle: (h: number) => this.registry.list().find((vm) => vm.sev?.handle === h)?.name ?? null };
-    const device = countFirmwareCommands(new SevDevice(platform), ['status', 'pekGen', 'pdhGen', 'pekCsr', 'pekCertImport', 'pdhCertExport', 'getId', 'factoryReset'],
-      { rename: { status: 'PLATFORM_STATUS', pekCsr: 'PEK_CSR', pdhCertExport: 'PDH_CERT_EXPORT', getId: 'GET_ID' }, ...boundary });
+    const device = countFirmwareCommands(new SevDevice(platform),
+      ['status', 'pekGen', 'pdhGen', 'pekCsr', 'pekCertImport', 'pdhCertExport', 'getId', 'factoryReset', 'snpPlatformStatus', 'snpConfig', 'snpCommit'],
+      { rename: { status: 'PLATFORM_STATUS', pekCsr: 'PEK_CSR', pdhCertExport: 'PDH_CERT_EXPORT', getId: 'GET_ID', snpPlatformStatus: 'SNP_PLATFORM_STATUS', snpConfig: 'SNP_CONFIG', snpCommit: 'SNP_COMMIT' }, ...boundary });
     const memory = new MemoryController();
     memory.startHelper();
     const firmware = countFirmwareCommands(new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid ?? defaultMinSevAsid(p.generation, p.maxGuests) }),
@@ -142,6 +146,10 @@ export class Daemon {
       log,
     };
     this.registry = new GuestRegistry(this.host);
+    const snp = platform.snp;
+    this.kds = snp
+      ? new Kds({ product: snp.product, root: platform.emulatedRoot, chipId: () => platform.getId({ len: 64 }), vcekPublicKey: (tcb) => snp.vcekPublicKey(tcb) })
+      : null;
     this.controlPath = join(config.runDir, 'sevd.qmp');
     this.control = new Monitor({
       kind: 'control',
@@ -190,6 +198,7 @@ export class Daemon {
         metrics: () => metrics.render(),
         tls: this.setup.tls,
         webRoot: WEB_ROOT,
+        routes: (app) => this.kds?.register(app),
       });
       this.wsUrl = await this.ws.listen();
     }

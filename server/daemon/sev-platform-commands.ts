@@ -11,6 +11,8 @@ import { QmpError } from '../qmp/errors.js';
 import { FirmwareError, fwErrorText } from '../firmware/status.js';
 import type { SevDevice } from '../firmware/sev-device.js';
 import { fwCall } from '../sev/fw-call.js';
+import { SnpTcbError } from '../firmware/snp-platform.js';
+import { decodeTcb, type Tcb } from '../../abi/snp/tcb.js';
 
 export interface SevHostContext extends SessionContext {
   sev: SevDevice;
@@ -70,6 +72,31 @@ export function sevPlatformHandlers<C extends SevHostContext>(): Record<string, 
     'sev-pdh-gen': (_a, { sev }) => fwCall(() => sev.pdhGen()),
     'sev-factory-reset': (_a, { sev }) => fwCall(() => sev.factoryReset()),
     'sev-pek-csr': (_a, { sev }) => ({ data: fwCall(() => sev.pekCsr()).toString('base64') }),
+    'sev-snp-platform-status': (_a, { sev }) => {
+      const s = fwCall(() => sev.snpPlatformStatus());
+      const st = sev.status();
+      const tcb = (v: bigint) => ({ ...decodeTcb(s.product, v) }) as Record<string, number>;
+      return {
+        'api-major': st.apiMajor, 'api-minor': st.apiMinor, 'build-id': st.build, state: 'init', 'rmp-initialized': true,
+        'guest-count': 0, 'chip-id': sev.getId().toString('hex'), 'mask-chip-id': s.maskChipId, 'mask-chip-key': s.maskChipKey,
+        'current-tcb': tcb(s.current), 'reported-tcb': tcb(s.reported), 'committed-tcb': tcb(s.committed),
+      };
+    },
+    'sev-snp-set-config': (args, { sev }) =>
+      fwCall(() => sev.snpConfig({
+        ...(args['reported-tcb'] ? { reportedTcb: args['reported-tcb'] as unknown as Tcb } : {}),
+        ...(args['mask-chip-id'] !== undefined ? { maskChipId: args['mask-chip-id'] as boolean } : {}),
+        ...(args['mask-chip-key'] !== undefined ? { maskChipKey: args['mask-chip-key'] as boolean } : {}),
+      })),
+    'sev-snp-commit': (_a, { sev }) => fwCall(() => sev.snpCommit()),
+    'sev-snp-set-tcb': (args, { sev }) => {
+      try {
+        fwCall(() => sev.snpSetTcb(args as unknown as Tcb));
+      } catch (e) {
+        if (e instanceof SnpTcbError) throw QmpError.generic(e.message);
+        throw e;
+      }
+    },
     'sev-pek-cert-import': (args, { sev }) =>
       fwCall(() => sev.pekCertImport(glibBase64Decode(args['pek-cert'] as string), glibBase64Decode(args['oca-cert'] as string))),
   };

@@ -2,10 +2,11 @@
  * sevd's emulated AMD root (sev-firmware.md §1.10): one ARK/ASK pair per CPU generation,
  * RSA-4096 with RSA-PSS SHA-384, key ids starting with "sevd" so nobody mistakes them for
  * AMD's. Generated once and committed under config/amd-roots/ as test-only data; the ASK
- * private key signs every emulated chip's CEK of that generation.
+ * private key signs every emulated chip's CEK of that generation (and, on the SNP
+ * generations, its VCEKs), the ARK's signs the X.509 ARK and ASK.
  */
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { AMD_USAGE_ARK, AMD_USAGE_ASK, decodeAmdCert, encodeAmdCert, signAmdCert, type AmdCert } from '../../abi/certs/amd-cert.js';
@@ -23,6 +24,8 @@ export interface EmulatedRoot {
   ask: Buffer;
   askCert: AmdCert;
   askKey: KeyObject;
+  /** The ARK's private key: kept for the SNP generations, whose X.509 ARK signs itself and the ASK. */
+  arkKey: KeyObject | null;
 }
 
 const cache = new Map<string, EmulatedRoot>();
@@ -39,6 +42,7 @@ export function loadEmulatedRoot(generation: Generation, dir = ROOTS_DIR): Emula
       ask,
       askCert: decodeAmdCert(ask).cert,
       askKey: createPrivateKey(readFileSync(join(d, 'ask.key'))),
+      arkKey: existsSync(join(d, 'ark.key')) ? createPrivateKey(readFileSync(join(d, 'ark.key'))) : null,
     };
     cache.set(key, r);
   }
@@ -78,4 +82,5 @@ export function generateEmulatedRoot(generation: Generation, dir = ROOTS_DIR): v
   writeFileSync(join(d, 'ark.cert'), encodeAmdCert(arkCert));
   writeFileSync(join(d, 'ask.cert'), encodeAmdCert(askCert));
   writeFileSync(join(d, 'ask.key'), ask.privateKey.export({ format: 'pem', type: 'pkcs8' }));
+  writeFileSync(join(d, 'ark.key'), ark.privateKey.export({ format: 'pem', type: 'pkcs8' }));
 }

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { replaceStateFile } from '../util/state-file.js';
 import { stateIo } from '../util/state-io.js';
+import type { SnpNv } from './snp-platform.js';
 
 export const STATE_FILE = 'platform.json';
 const FORMAT = 'sevd-platform-state/1';
@@ -27,6 +28,8 @@ export interface NvState {
   pdhKey: string;
   pdhCert: string;
   owner: 'self' | 'external';
+  /** SNP generations: TCBs and masks (absent before the first SNP start). */
+  snp?: SnpNv;
 }
 
 const checksum = (body: string) => createHash('sha256').update(body).digest('hex');

@@ -16,6 +16,7 @@ import { addCekSignature, makeCekCert, makePdhCert, makePekCert, type ApiVersion
 import { makeOcaCert, unsignedCert } from '../../abi/certs/issue.js';
 import { readNvState, StateFileError, writeNvState, type NvState } from './nv-state.js';
 import { generationFeatures } from './generations.js';
+import { SNP_PRODUCT, SnpPlatform, type SnpInitial, type SnpNv } from './snp-platform.js';
 
 export type PlatformState = 'UNINIT' | 'INIT' | 'WORKING';
 
@@ -28,7 +29,11 @@ export interface PlatformOptions {
   stateDir: string;
   /** Where the emulated AMD roots live (tests may point elsewhere). */
   rootsDir?: string;
+  /** SNP generations: the TCB and masks of a first start (interface §9 `platform.snp`). */
+  snp?: SnpInitial;
 }
+
+const DEFAULT_SNP: SnpInitial = { tcb: { bootloader: 3, tee: 0, snp: 8, microcode: 115, fmc: null }, reportedTcb: null, maskChipId: false, maskChipKey: false };
 
 /** An output buffer of a firmware command: absent (address 0) or `len` bytes long. */
 export type OutBuf = { len: number } | null;
@@ -77,6 +82,8 @@ export class Platform {
   private contexts = 0;
   /** Listeners told when a SHUTDOWN decommissions every guest context. */
   private readonly shutdownHooks: (() => void)[] = [];
+  /** The SNP platform (milan and later), or null. */
+  readonly snp: SnpPlatform | null = null;
 
   constructor(readonly opts: PlatformOptions) {
     this.api = { major: opts.apiMajor, minor: opts.apiMinor };
@@ -84,6 +91,13 @@ export class Platform {
     const saved = readNvState(opts.stateDir);
     if (saved) this.keys = this.fromNv(saved);
     else this.resetIdentity(true);
+    const product = SNP_PRODUCT[opts.generation];
+    if (product) {
+      const chipSecret = () => Buffer.from(this.keys.cek.export({ format: 'jwk' }).d!, 'base64url');
+      this.snp = new SnpPlatform(product, chipSecret, (nv) => this.writeNv(this.keys, nv), saved?.snp, opts.snp ?? DEFAULT_SNP);
+      // The first SNP start fixes the initial TCB in the NV store with the rest of the identity.
+      if (!saved?.snp) this.writeNv(this.keys, this.snp.nv);
+    }
   }
 
   get platformState(): PlatformState {
@@ -273,6 +287,11 @@ export class Platform {
 
   /** Persists first, then switches: a failed write leaves the old identity in force. */
   private commit(k: Keys): void {
+    this.writeNv(k, this.snp?.nv);
+    this.keys = k;
+  }
+
+  private writeNv(k: Keys, snp: SnpNv | undefined): void {
     writeNvState(this.opts.stateDir, {
       generation: this.opts.generation,
       chipId: k.chipId.toString('base64'),
@@ -286,8 +305,8 @@ export class Platform {
       pdhKey: serializeKey(k.pdh),
       pdhCert: k.pdhCert.toString('base64'),
       owner: k.owner,
+      ...(snp ? { snp } : {}),
     });
-    this.keys = k;
   }
 
   private fromNv(s: NvState): Keys {

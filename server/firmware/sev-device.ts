@@ -5,6 +5,8 @@
  */
 import { FirmwareError, FwStatus } from './status.js';
 import type { Platform, PlatformStatus } from './platform.js';
+import type { SnpPlatform, SnpStatus } from './snp-platform.js';
+import type { SnpProduct, Tcb } from '../../abi/snp/tcb.js';
 
 export class SevDevice {
   constructor(readonly platform: Platform) {}
@@ -57,6 +59,31 @@ export class SevDevice {
       certsLen = e.lengths['certsLen']!;
     }
     return this.platform.pdhCertExport({ len: pdhLen }, { len: certsLen });
+  }
+
+  // ---- SNP (milan and later; older chips do not know these commands) ----
+
+  private snpPlatform(cmd: 'SNP_PLATFORM_STATUS' | 'SNP_CONFIG' | 'SNP_COMMIT'): SnpPlatform {
+    if (!this.platform.snp) throw new FirmwareError(cmd, FwStatus.INVALID_COMMAND);
+    return this.platform.snp;
+  }
+
+  snpPlatformStatus(): SnpStatus & { product: SnpProduct } {
+    const snp = this.snpPlatform('SNP_PLATFORM_STATUS');
+    return { ...snp.status(), product: snp.product };
+  }
+
+  snpConfig(a: { reportedTcb?: Tcb; maskChipId?: boolean; maskChipKey?: boolean }): void {
+    this.snpPlatform('SNP_CONFIG').config(a);
+  }
+
+  snpCommit(): void {
+    this.snpPlatform('SNP_COMMIT').commitTcb();
+  }
+
+  /** sevd's stand-in for a firmware/microcode update (not a firmware command). */
+  snpSetTcb(tcb: Tcb): void {
+    this.snpPlatform('SNP_PLATFORM_STATUS').setTcb(tcb);
   }
 
   getId(): Buffer {

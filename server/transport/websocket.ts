@@ -33,6 +33,8 @@ export interface WebSocketOptions {
   metrics?: () => string;
   /** The operator view's static files (web/), served at / (interface §12). */
   webRoot?: string | null;
+  /** More HTTP routes (the KDS endpoint). */
+  routes?: (app: FastifyInstance) => void;
 }
 
 /** The operator view's files: fixed names, read once; nothing else under web/ is served. */
@@ -76,13 +78,14 @@ export class WebSocketListener {
       ...(opts.token !== null ? [{ token: opts.token, readOnly: false }] : []),
       ...(opts.tokens ?? []).map((t) => ({ token: t.token, readOnly: t.access === 'read-only' })),
     ];
-    this.app = opts.tls ? (Fastify({ logger: false, https: { cert: opts.tls.cert, key: opts.tls.key } }) as unknown as FastifyInstance) : Fastify({ logger: false });
+    this.app = opts.tls ? (Fastify({ logger: false, routerOptions: { maxParamLength: 256 }, https: { cert: opts.tls.cert, key: opts.tls.key } }) as unknown as FastifyInstance) : Fastify({ logger: false, routerOptions: { maxParamLength: 256 } }); // a KDS hwID is 128 hex digits
     this.app.get('/healthz', async () => ({ status: 'ok' }));
     if (opts.metrics) {
       const render = opts.metrics;
       this.app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(render()));
     }
     if (opts.webRoot) this.serveWeb(opts.webRoot);
+    opts.routes?.(this.app);
     this.app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
   }
 

@@ -12,6 +12,7 @@ import { RawClient } from '../helpers/raw-client.js';
 import { verifyChain } from '../../abi/certs/chain.js';
 import { fullLaunchBench, launchUpdateBench, manyGuestsBench } from './sev-bench.js';
 import { migrationBench } from './migration-bench.js';
+import { snpBench } from './snp-bench.js';
 import { connectionLoad, launchSoak } from './ops-bench.js';
 
 const RUNS = 3;
@@ -152,6 +153,7 @@ async function main(): Promise<void> {
   await fullLaunchBench(report);
   await manyGuestsBench(report);
   await migrationBench(report);
+  await snpBench(report);
   const load = await connectionLoad(100, 1000, 10);
   report('ops: 1,000 connections over 100 guests', { held: load.connections, requests: load.requests, rps: Math.round(load.rps), p50: Number(load.p50.toFixed(2)), p99: Number(load.p99.toFixed(2)) });
   const soak = launchSoak(10000);

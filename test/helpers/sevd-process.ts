@@ -21,8 +21,9 @@ export interface SevdProcess {
 
 export async function startSevd(config: Record<string, unknown> = {}, extraArgs: string[] = []): Promise<SevdProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'sevd-test-'));
-  const runDir = join(dir, 'run');
-  const stateDir = join(dir, 'state');
+  // A test may name its own directories (two daemons on one, a restart on the same).
+  const runDir = typeof config['runDir'] === 'string' ? config['runDir'] : join(dir, 'run');
+  const stateDir = typeof config['stateDir'] === 'string' ? config['stateDir'] : join(dir, 'state');
   const cfgPath = join(dir, 'config.json');
   writeFileSync(cfgPath, JSON.stringify({ runDir, stateDir, websocket: { port: 0 }, ...config }));
   const proc = spawn(process.execPath, [MAIN, '--config', cfgPath, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });

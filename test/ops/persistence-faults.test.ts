@@ -50,6 +50,7 @@ async function snapshot(h: Host, dir: string) {
     guests: (await h.c.execute('query-guests')).return,
     certs: (await h.c.execute('sev-export-certs')).return,
     owner: (await h.c.execute('sev-platform-status')).return.owner,
+    snp: (await h.c.execute('sev-snp-platform-status')).return,
     files,
     sockets: readdirSync(join(dir, 'run', 'guests')).sort(),
   };
@@ -68,6 +69,12 @@ const steps: Record<string, Step> = {
   'sev-pdh-gen': async () => ({ command: 'sev-pdh-gen' }),
   'sev-pek-gen': async () => ({ command: 'sev-pek-gen' }),
   'sev-factory-reset': async () => ({ command: 'sev-factory-reset' }),
+  'sev-snp-set-config': async () => ({ command: 'sev-snp-set-config', args: { 'mask-chip-key': true } }),
+  'sev-snp-set-tcb': async (h) => {
+    const cur = (await h.c.execute('sev-snp-platform-status')).return['current-tcb'];
+    return { command: 'sev-snp-set-tcb', args: { ...cur, snp: cur.snp + 1 } };
+  },
+  'sev-snp-commit': async () => ({ command: 'sev-snp-commit' }),
   'sev-pek-cert-import': async (h) => {
     const csr = decodeSevCert(b64((await h.c.execute('sev-pek-csr')).return.data));
     const oca = newP384Key();
