@@ -98,7 +98,10 @@ export function cpuSignature(family: number, model: number, stepping: number): n
 const EPYC = cpuSignature(23, 1, 2);
 const ROME = cpuSignature(23, 49, 0);
 const MILAN = cpuSignature(25, 1, 1);
-const GENOA = 0xa10f11; // sev-es-snp.md §8 (the vectors' EPYC-Genoa)
+// QEMU's EPYC-Genoa is family 25 model 17 stepping 0 (vector N3 is computed with it; the
+// prose of sev-es-snp.md §8 says 0xa10f11, which is a Genoa B1 chip's own: HOST_SIGNATURE).
+const GENOA = cpuSignature(25, 17, 0);
+const GENOA_B1 = cpuSignature(25, 17, 1);
 const TURIN = cpuSignature(26, 0, 0);
 
 /** QEMU's EPYC CPU models (builtin_x86_defs) and their signatures. */
@@ -111,4 +114,4 @@ export const CPU_MODELS: Readonly<Record<string, number>> = {
 };
 
 /** `cpu: host`: the chip's own signature per generation. */
-export const HOST_SIGNATURE: Readonly<Record<string, number>> = { naples: EPYC, rome: ROME, milan: MILAN, genoa: GENOA, turin: TURIN };
+export const HOST_SIGNATURE: Readonly<Record<string, number>> = { naples: EPYC, rome: ROME, milan: MILAN, genoa: GENOA_B1, turin: TURIN };
