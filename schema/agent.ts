@@ -11,6 +11,17 @@ export const agentSchema: readonly Expr[] = [
   { command: 'guest-memory-write', data: { gpa: 'uint64', data: 'str' }, monitors: ['agent'] },
   { struct: 'GuestSevFeatures', data: { sev: 'bool', 'sev-es': 'bool', 'sev-snp': 'bool', 'sev-features': 'uint64' } },
   { command: 'guest-sev-features', returns: 'GuestSevFeatures', monitors: ['agent'] },
+  { struct: 'GuestSnpCert', data: { guid: 'str', data: 'str' } },
+  { struct: 'GuestSnpReport', data: { report: 'str', '*certs': ['GuestSnpCert'] } },
+  { command: 'guest-snp-report', data: { '*report-data': 'str', '*vmpl': 'uint8', '*extended': 'bool' }, returns: 'GuestSnpReport', monitors: ['agent'] },
+  { enum: 'GuestSnpRootKey', data: ['vcek', 'vmrk'] },
+  { struct: 'GuestSnpKey', data: { key: 'str' } },
+  {
+    command: 'guest-snp-derive-key',
+    data: { '*root-key': 'GuestSnpRootKey', '*guest-field-select': 'uint64', '*vmpl': 'uint8', '*guest-svn': 'uint32', '*tcb-version': 'uint64' },
+    returns: 'GuestSnpKey',
+    monitors: ['agent'],
+  },
   {
     command: 'guest-set-memory-attributes',
     data: { gpa: 'uint64', size: 'uint64', private: 'bool' },

@@ -19,6 +19,17 @@ export const controlSchema: readonly Expr[] = [
   { alternate: 'StrOrNull', data: { s: 'str', n: 'null' } },
   { alternate: 'GuestMemorySize', data: { bytes: 'size', text: 'str' } },
   { enum: 'OnOffAuto', data: ['auto', 'on', 'off'] },
+  {
+    // qapi/qom.json SevSnpGuestProperties (9.1+); base64 members as QEMU takes them.
+    struct: 'SevSnpGuestProperties',
+    since: '9.1.0',
+    data: {
+      '*sev-device': 'str', '*cbitpos': 'uint32', '*reduced-phys-bits': 'uint32', '*kernel-hashes': 'bool',
+      '*policy': 'uint64', '*guest-visible-workarounds': 'str', '*id-block': 'str', '*id-auth': 'str',
+      '*author-key-enabled': 'bool', '*host-data': 'str', '*vcek-disabled': 'bool',
+      '*certs-filename': 'str', '*secure-tsc': 'bool',
+    },
+  },
   // legacy-vm-type: none before 9.1, a bool in 9.1, OnOffAuto from 9.2 (qapi/qom.json).
   { struct: 'SevGuestProperties', before: '9.1.0', data: sevGuestProperties },
   { struct: 'SevGuestProperties', since: '9.1.0', before: '9.2.0', data: { ...sevGuestProperties, '*legacy-vm-type': 'bool' } },
@@ -36,6 +47,7 @@ export const controlSchema: readonly Expr[] = [
       '*incoming': 'StrOrNull',
       '*smp': 'uint32',
       '*cpu': 'str',
+      '*sev-snp-guest': { type: 'SevSnpGuestProperties', since: '9.1.0' },
       '*sev-guest': 'SevGuestProperties',
     },
   },

@@ -16,6 +16,7 @@ import {
   verifyMeasurement, verifyPlatform,
 } from './owner.js';
 import { SNP_PRODUCTS, verifySnpReport } from './snp-verify.js';
+import { buildSnpIdBlock, snpLaunchDigest } from './snp-measure.js';
 import { helpText, parseCommand, UsageError, type Values } from '../../cli/args.js';
 import { COMMAND_LIST, COMMANDS, PROGRAM, TOP, VERSION } from './commands.js';
 
@@ -118,19 +119,43 @@ async function run(argv: string[]): Promise<number> {
       out(r.ok ? 'attestation report verifies' : `attestation report rejected: ${r.problems.join('; ')}`);
       return r.ok ? 0 : 1;
     }
+    case 'snp measure': {
+      const kernel = str(f, 'kernel');
+      const initrd = str(f, 'initrd');
+      out(snpLaunchDigest(readFileSync(req(f, 'firmware')), {
+        vcpus: num(f, 'vcpus'), vcpuType: str(f, 'vcpu-type') ?? 'EPYC-v4',
+        ...(kernel ? { kernel: { kernel: readFileSync(kernel), initrd: initrd ? readFileSync(initrd) : null, append: str(f, 'append') ?? null } } : {}),
+        ...(str(f, 'guest-features') ? { guestFeatures: Number(req(f, 'guest-features')) } : {}),
+      }).toString('hex'));
+      return 0;
+    }
+    case 'snp id-block': {
+      const hex = (k: string) => (str(f, k) ? Buffer.from(req(f, k), 'hex') : undefined);
+      const r = buildSnpIdBlock({
+        measurement: hex('measurement')!, policy: BigInt(req(f, 'policy')), idKey: readFileSync(req(f, 'id-key'), 'utf8'),
+        ...(str(f, 'author-key') ? { authorKey: readFileSync(req(f, 'author-key'), 'utf8') } : {}),
+        ...(hex('family-id') ? { familyId: hex('family-id')! } : {}),
+        ...(hex('image-id') ? { imageId: hex('image-id')! } : {}),
+        ...(str(f, 'guest-svn') ? { guestSvn: num(f, 'guest-svn') } : {}),
+      });
+      if (r.idBlock.length === 0) throw new UsageError(`${PROGRAM}: --measurement is required`);
+      out(JSON.stringify({ 'id-block': r.idBlock, 'id-auth': r.idAuth }));
+      return 0;
+    }
     case 'snp verify': {
       const generation = req(f, 'generation');
       const product = SNP_PRODUCTS[generation];
       if (!product) throw new UsageError(`${PROGRAM}: --generation must be milan, genoa or turin`);
       const hexOf = (k: string) => (str(f, k) !== undefined ? Buffer.from(req(f, k), 'hex') : undefined);
       const minTcb = str(f, 'min-tcb')?.split(',').map(Number);
+      const predicted = str(f, 'firmware') ? snpLaunchDigest(readFileSync(req(f, 'firmware')), { vcpus: num(f, 'vcpus'), vcpuType: str(f, 'vcpu-type') ?? 'EPYC-v4' }) : undefined;
       const r = await verifySnpReport(blob(req(f, 'report')), {
         product,
         ...(str(f, 'chain') ? { chainPem: readFileSync(req(f, 'chain'), 'utf8') } : {}),
         ...(str(f, 'vcek') ? { vcek: readFileSync(req(f, 'vcek')) } : {}),
         ...(str(f, 'kds') ? { kdsBase: req(f, 'kds') } : {}),
         expect: {
-          ...(hexOf('measurement') ? { measurement: hexOf('measurement')! } : {}),
+          ...(hexOf('measurement') ?? predicted ? { measurement: (hexOf('measurement') ?? predicted)! } : {}),
           ...(hexOf('report-data') ? { reportData: hexOf('report-data')! } : {}),
           ...(hexOf('host-data') ? { hostData: hexOf('host-data')! } : {}),
           ...(str(f, 'policy') !== undefined ? { policy: BigInt(req(f, 'policy')) } : {}),

@@ -29,6 +29,7 @@ import { countFirmwareCommands } from '../observability/instrument.js';
 import { Platform } from '../firmware/platform.js';
 import { SevDevice } from '../firmware/sev-device.js';
 import { GuestFirmware } from '../firmware/guest-firmware.js';
+import { SnpGuestFirmware } from '../firmware/snp-guest-firmware.js';
 import { SendReceive } from '../firmware/send-receive.js';
 import { MemoryController } from '../memory/memory-controller.js';
 import { AsidPool } from '../kvm/asid-pool.js';
@@ -119,10 +120,13 @@ export class Daemon {
     const firmware = countFirmwareCommands(new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid ?? defaultMinSevAsid(p.generation, p.maxGuests) }),
       ['launchStart', 'launchUpdateData', 'launchUpdateVmsa', 'launchMeasure', 'launchSecret', 'launchFinish', 'activate', 'deactivate', 'decommission',
         'dfFlush', 'guestStatus', 'attestation', 'dbgDecrypt', 'dbgEncrypt'], { rename: { launchSecret: 'LAUNCH_SECRET', dfFlush: 'DF_FLUSH' }, ...boundary });
+    const snpFirmware = countFirmwareCommands(new SnpGuestFirmware(platform, memory),
+      ['launchStart', 'launchUpdate', 'launchFinish', 'guestRequest', 'activate', 'decommission'],
+      { rename: { launchStart: 'SNP_LAUNCH_START', launchUpdate: 'SNP_LAUNCH_UPDATE', launchFinish: 'SNP_LAUNCH_FINISH', guestRequest: 'SNP_GUEST_REQUEST', activate: 'SNP_ACTIVATE', decommission: 'SNP_DECOMMISSION' }, ...boundary });
     this.host = {
       sev: device,
       sevHost: {
-        device, firmware,
+        device, firmware, snpFirmware,
         // The single-packet calls go through the batch methods, which count one command per packet.
         sendReceive: countFirmwareCommands(new SendReceive(firmware),
           ['sendStart', 'sendUpdateDataPages', 'sendFinish', 'sendCancel', 'receiveStart', 'receiveUpdateDataPages', 'receiveFinish'],

@@ -10,7 +10,7 @@ import { builtinFirmware } from '../guest/builtin-firmware.js';
 import { strerror } from '../util/strerror.js';
 import type { GuestConfig } from '../guest/guest.js';
 import type { Args } from '../dispatch/dispatcher.js';
-import type { SevGuestSpec } from '../sev/sev-guest.js';
+import type { SevGuestSpec, SnpGuestSpec } from '../sev/sev-guest.js';
 import type { FileKind } from '../confinement/paths.js';
 import { parseMigrationUri } from '../migration/uri.js';
 import { CPU_MODELS } from '../../abi/vmsa.js';
@@ -103,22 +103,30 @@ export async function normalizeGuestSpec(raw: Args, paths: PathResolver = asGive
     throw new SpecError('incoming', `Invalid incoming URI '${incoming}': expected tcp:HOST:PORT, unix:PATH, file:PATH or defer`);
   }
   const sevArgs = a['sev-guest'] as Args | undefined;
-  const sev: SevGuestSpec | null = sevArgs
-    ? {
-        policy: (sevArgs['policy'] as number | undefined) ?? 1,
-        handle: (sevArgs['handle'] as number | undefined) ?? 0,
-        dhCertFile: str(sevArgs['dh-cert-file']),
-        sessionFile: str(sevArgs['session-file']),
-        cbitpos: (sevArgs['cbitpos'] as number | undefined) ?? null,
-        reducedPhysBits: (sevArgs['reduced-phys-bits'] as number | undefined) ?? null,
-        kernelHashes: sevArgs['kernel-hashes'] === true,
-        // A bool in QEMU 9.1, OnOffAuto from 9.2; auto uses KVM_SEV_INIT2 (sev-es-snp.md §2).
-        legacyVmType: sevArgs['legacy-vm-type'] === true || sevArgs['legacy-vm-type'] === 'on',
-        smp,
-        cpu,
-      }
-    : null;
-  const es = sev !== null && (sev.policy & Policy.ES) !== 0;
+  const snpArgs = a['sev-snp-guest'] as Args | undefined;
+  if (sevArgs && snpArgs) throw new SpecError('sev-snp-guest', "'sev-guest' and 'sev-snp-guest' are mutually exclusive: a guest has one confidential-guest object");
+  const common = (o: Args) => ({
+    handle: 0, dhCertFile: null, sessionFile: null,
+    cbitpos: (o['cbitpos'] as number | undefined) ?? null,
+    reducedPhysBits: (o['reduced-phys-bits'] as number | undefined) ?? null,
+    kernelHashes: o['kernel-hashes'] === true,
+    legacyVmType: false, smp, cpu, snp: null,
+  });
+  let sev: SevGuestSpec | null = null;
+  if (sevArgs) {
+    sev = {
+      ...common(sevArgs),
+      policy: (sevArgs['policy'] as number | undefined) ?? 1,
+      handle: (sevArgs['handle'] as number | undefined) ?? 0,
+      dhCertFile: str(sevArgs['dh-cert-file']),
+      sessionFile: str(sevArgs['session-file']),
+      // A bool in QEMU 9.1, OnOffAuto from 9.2; auto uses KVM_SEV_INIT2 (sev-es-snp.md §2).
+      legacyVmType: sevArgs['legacy-vm-type'] === true || sevArgs['legacy-vm-type'] === 'on',
+    };
+  } else if (snpArgs) {
+    sev = { ...common(snpArgs), policy: 0, snp: snpSpec(snpArgs) };
+  }
+  const es = sev !== null && (sev.snp !== null || (sev.policy & Policy.ES) !== 0);
   const spec: NormalizedSpec = {
     config: {
       name,
@@ -138,6 +146,37 @@ export async function normalizeGuestSpec(raw: Args, paths: PathResolver = asGive
   return { spec, persistable: a };
 }
 
+/** QEMU's base64 properties (qbase64_decode: strict) with their length rules and texts. */
+function b64Prop(o: Args, member: string, rule: (n: number) => string | null): Buffer | null {
+  const v = str(o[member]);
+  if (v === null) return null;
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) throw new SpecError(`sev-snp-guest.${member}`, 'Base64 data is not valid');
+  const b = Buffer.from(v, 'base64');
+  const problem = rule(b.length);
+  if (problem) throw new SpecError(`sev-snp-guest.${member}`, problem);
+  return b;
+}
+
+/** The sev-snp-guest object (interface §9; QEMU's defaults: policy 0x30000, everything else off). */
+function snpSpec(o: Args): SnpGuestSpec {
+  const gosvw = b64Prop(o, 'guest-visible-workarounds', (n) => (n !== 16 ? `parameter length of ${n} exceeds max of 16` : null));
+  const idBlock = b64Prop(o, 'id-block', (n) => (n !== 96 ? `parameter length of ${n} not equal to 96` : null));
+  const idAuth = b64Prop(o, 'id-auth', (n) => (n > 4096 ? `parameter length:ID_AUTH ${n} exceeds max of 4096` : null));
+  const hostData = b64Prop(o, 'host-data', (n) => (n !== 32 ? `parameter length of ${n} not equal to 32` : null));
+  const policy = o['policy'];
+  return {
+    policy: policy === undefined ? 0x30000n : BigInt(policy as number | bigint),
+    gosvw: gosvw ?? Buffer.alloc(16),
+    idBlock,
+    idAuth: idAuth ? Buffer.concat([idAuth, Buffer.alloc(4096 - idAuth.length)]) : null,
+    authorKeyEnabled: o['author-key-enabled'] === true,
+    hostData: hostData ?? Buffer.alloc(32),
+    vcekDisabled: o['vcek-disabled'] === true,
+    certsFile: str(o['certs-filename']),
+    secureTsc: o['secure-tsc'] === true,
+  };
+}
+
 /** A copy of the spec with each file name replaced by what `paths` makes of it. */
 function resolveFileNames(a: Args, paths: PathResolver): Args {
   const out: Args = { ...a };
@@ -149,13 +188,14 @@ function resolveFileNames(a: Args, paths: PathResolver): Args {
     const path = paths('migration', incoming.path);
     if (path !== incoming.path) out['incoming'] = `${incoming.kind}:${path}`;
   }
-  const sev = a['sev-guest'] as Args | undefined;
-  if (sev) {
+  for (const obj of ['sev-guest', 'sev-snp-guest'] as const) {
+    const sev = a[obj] as Args | undefined;
+    if (!sev) continue;
     const s: Args = { ...sev };
-    for (const m of ['dh-cert-file', 'session-file'] as const) {
+    for (const m of ['dh-cert-file', 'session-file', 'certs-filename'] as const) {
       if (typeof sev[m] === 'string') s[m] = paths('inputs', sev[m] as string);
     }
-    out['sev-guest'] = s;
+    out[obj] = s;
   }
   return out;
 }

@@ -15,6 +15,10 @@ import { Monitor } from '../qmp/monitor.js';
 import { UnixListener } from '../transport/unix-socket.js';
 import { schema } from '../../schema/index.js';
 import { SevGuest } from '../sev/sev-guest.js';
+import { SnpGuest } from '../sev/snp-guest.js';
+import { SnpGuestDriver } from '../guest/snp-guest-driver.js';
+import { kvmFailure } from '../sev/sev-guest.js';
+import { QmpError } from '../qmp/errors.js';
 import { sevGuestHandlers, type SevGuestContext } from '../sev/sev-commands.js';
 import { VmMigration } from '../migration/vm-migration.js';
 import { migrationHandlers, type MigrationContext } from '../migration/commands.js';
@@ -38,7 +42,7 @@ export class Vm {
     const sevHost = host.sevHost;
     this.guest = new Guest(spec.config, { onExit: () => onExit(this) }, spec.sev ? sevHost.memory : null);
     // QEMU's startup checks run before anything is created.
-    this.sev = spec.sev ? new SevGuest(this.guest, spec.sev, sevHost) : null;
+    this.sev = spec.sev ? (spec.sev.snp ? new SnpGuest(this.guest, spec.sev, sevHost) : new SevGuest(this.guest, spec.sev, sevHost)) : null;
     this.qmpPath = join(host.config.runDir, 'guests', `${spec.config.name}.qmp`);
     this.qgaPath = join(host.config.runDir, 'guests', `${spec.config.name}.qga`);
     const version = host.version;
@@ -91,9 +95,30 @@ export class Vm {
       faults: host.faults,
     });
     guest.agent = new Monitor({
-      kind: 'agent', dispatcher: agentDispatcher, context: { guest, view, sevStatus: () => sev?.guestStatus() ?? { sev: false, es: false, snp: false, features: 0 } },
+      kind: 'agent', dispatcher: agentDispatcher, context: { guest, view, sevStatus: () => sev?.guestStatus() ?? { sev: false, es: false, snp: false, features: 0 }, snp: this.snpDriver() },
       version, packageName: host.packageName, limits, log: host.log, owner: spec.config.name, faults: host.faults,
     });
+  }
+
+  /** An SNP guest's sev-guest driver: its secrets page as it reads it, messages through KVM to the firmware. */
+  private snpDriver(): { driver: SnpGuestDriver; certTable: Buffer | null } | null {
+    const snp = this.sev instanceof SnpGuest ? this.sev : null;
+    if (!snp) return null;
+    const mem = this.guest.memory;
+    const driver = new SnpGuestDriver({
+      secretsPage: () => {
+        if (snp.secretsGpa === null) throw QmpError.generic('SEV-SNP: the firmware has no secrets page');
+        return mem.guestRead(snp.secretsGpa, 4096);
+      },
+      exchange: (request) => {
+        try {
+          return snp.guestRequest(request);
+        } catch (e) {
+          return kvmFailure(e, (k) => `SEV-SNP: SNP_GUEST_REQUEST failed: ret=${k.ret}`);
+        }
+      },
+    });
+    return { driver, certTable: snp.certTable };
   }
 
   get name(): string {
@@ -115,7 +140,13 @@ export class Vm {
       await this.close();
       throw (failed as PromiseRejectedResult).reason;
     }
-    this.guest.start(() => this.sev?.beforeFirstRun());
+    try {
+      this.guest.start(() => this.sev?.beforeFirstRun());
+    } catch (e) {
+      // A launch that fails on its first run (an SNP ID block refused) leaves nothing.
+      await this.close();
+      throw e;
+    }
     const incoming = this.spec.config.incoming;
     if (incoming && incoming !== 'defer') {
       try {

@@ -11,6 +11,7 @@ import { p384 } from '@noble/curves/nist.js';
 import { FirmwareError, FwStatus } from './status.js';
 import { p384KeyFromScalar } from './keys.js';
 import { decodeTcb, encodeTcb, tcbAtLeast, type SnpProduct, type Tcb } from '../../abi/snp/tcb.js';
+import { signSnpReport } from '../../abi/snp/report.js';
 import type { Generation } from './emulated-root.js';
 
 const N = p384.Point.CURVE().n;
@@ -133,6 +134,18 @@ export class SnpPlatform {
       this.vceks.set(tcb, k);
     }
     return k;
+  }
+
+  /** Signs an SNP report body with the VCEK of the reported TCB (the key never leaves here). */
+  signReport(body: Buffer): Buffer {
+    return signSnpReport(body, this.vcek(this.state.reported));
+  }
+
+  /** The root of VCEK-derived guest keys (MSG_KEY_REQ) for a TCB: a secret of this chip and TCB. */
+  derivedKeyRoot(tcb: bigint): Buffer {
+    const info = Buffer.alloc(8);
+    info.writeBigUInt64LE(tcb);
+    return Buffer.from(hkdfSync('sha384', this.chipSecret(), Buffer.from(`sevd-vcek-derive-${this.product}`), info, 48));
   }
 
   /** The VCEK's public key for a TCB of this chip: what AMD's KDS certifies. */

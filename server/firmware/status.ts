@@ -28,6 +28,16 @@ export const FwStatus = {
   INVALID_PARAM: 0x16,
   RESOURCE_LIMIT: 0x17,
   SECURE_DATA_INVALID: 0x18,
+  // SNP (psp-sev.h)
+  INVALID_PAGE_SIZE: 0x19,
+  INVALID_PAGE_STATE: 0x1a,
+  INVALID_MDATA_ENTRY: 0x1b,
+  INVALID_PAGE_OWNER: 0x1c,
+  AEAD_OFLOW: 0x1d,
+  RMP_INIT_REQUIRED: 0x20,
+  BAD_SVN: 0x21,
+  BAD_VERSION: 0x22,
+  INVALID_KEY: 0x27,
 } as const;
 export type FwStatusCode = (typeof FwStatus)[keyof typeof FwStatus];
 
@@ -56,6 +66,7 @@ export const SEV_COMMANDS = [
   'RECEIVE_START', 'RECEIVE_UPDATE_DATA', 'RECEIVE_FINISH',
   'DBG_DECRYPT', 'DBG_ENCRYPT',
   'SNP_INIT', 'SNP_PLATFORM_STATUS', 'SNP_CONFIG', 'SNP_COMMIT',
+  'SNP_LAUNCH_START', 'SNP_LAUNCH_UPDATE', 'SNP_LAUNCH_FINISH', 'SNP_GUEST_REQUEST', 'SNP_ACTIVATE', 'SNP_DECOMMISSION',
 ] as const;
 export type SevCommand = (typeof SEV_COMMANDS)[number];
 

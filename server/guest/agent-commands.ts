@@ -8,6 +8,8 @@ import { QmpError } from '../qmp/errors.js';
 import { PAGE_SIZE } from '../memory/sparse-memory.js';
 import type { Guest } from './guest.js';
 import { VMSA_REGION } from './layout.js';
+import type { SnpGuestDriver } from './snp-guest-driver.js';
+import { decodeCertTable } from '../../abi/snp/cert-table.js';
 
 export interface AgentContext extends SessionContext {
   guest: Guest;
@@ -15,6 +17,8 @@ export interface AgentContext extends SessionContext {
   view: GuestMemoryView;
   /** What the guest's MSR_AMD64_SEV_STATUS says (and its VMSA's SEV_FEATURES). */
   sevStatus(): { sev: boolean; es: boolean; snp: boolean; features: number };
+  /** An SNP guest's sev-guest driver and the host's certificate table; null otherwise. */
+  snp: { driver: SnpGuestDriver; certTable: Buffer | null } | null;
 }
 
 export interface GuestMemoryView {
@@ -51,6 +55,28 @@ export function agentHandlers(): Record<string, Handler<AgentContext>> {
 function commands(): Record<string, Handler<AgentContext>> {
   return {
     'guest-ping': () => {},
+    'guest-snp-report': (args, { snp }) => {
+      if (!snp) throw QmpError.generic('SEV-SNP is not active');
+      const data = Buffer.from((args['report-data'] as string | undefined) ?? '', 'base64');
+      if (data.length > 64) throw QmpError.generic("Parameter 'report-data' must be at most 64 bytes");
+      const reportData = Buffer.alloc(64);
+      data.copy(reportData);
+      const report = snp.driver.report(reportData, (args['vmpl'] as number | undefined) ?? 0).toString('base64');
+      // The extended request: the host's certificate table, when it has one.
+      if (args['extended'] !== true || !snp.certTable) return { report };
+      return { report, certs: decodeCertTable(snp.certTable).map((c) => ({ guid: c.guid, data: c.data.toString('base64') })) };
+    },
+    'guest-snp-derive-key': (args, { snp }) => {
+      if (!snp) throw QmpError.generic('SEV-SNP is not active');
+      const key = snp.driver.deriveKey({
+        rootKeySelect: args['root-key'] === 'vmrk' ? 1 : 0,
+        guestFieldSelect: BigInt((args['guest-field-select'] as number | bigint | undefined) ?? 0),
+        vmpl: (args['vmpl'] as number | undefined) ?? 0,
+        guestSvn: (args['guest-svn'] as number | undefined) ?? 0,
+        tcbVersion: BigInt((args['tcb-version'] as number | bigint | undefined) ?? 0),
+      });
+      return { key: key.toString('base64') };
+    },
     'guest-sev-features': (_a, { sevStatus }) => {
       const s = sevStatus();
       return { sev: s.sev, 'sev-es': s.es, 'sev-snp': s.snp, 'sev-features': s.features };

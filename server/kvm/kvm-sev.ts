@@ -11,6 +11,11 @@ import { Policy, type GuestFirmware } from '../firmware/guest-firmware.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { AsidPool } from './asid-pool.js';
 import { buildVmsa, SevFeature, VMSA_SIZE } from '../../abi/vmsa.js';
+import { SnpPageType, type SnpPageTypeCode } from '../../abi/snp/launch-digest.js';
+import type { SnpFinishArgs, SnpGuestFirmware } from '../firmware/snp-guest-firmware.js';
+
+/** Pages one KVM_SEV_SNP_LAUNCH_UPDATE call processes at most before returning progress. */
+export const SNP_UPDATE_PAGES = 128;
 import { generationFeatures } from '../firmware/generations.js';
 import type { Generation } from '../firmware/emulated-root.js';
 
@@ -52,6 +57,7 @@ export function supportedVmsaFeatures(g: Generation): number {
 
 export interface KvmHost {
   firmware: GuestFirmware;
+  snpFirmware: SnpGuestFirmware;
   asids: AsidPool;
   generation: Generation;
 }
@@ -80,6 +86,10 @@ export class KvmSev {
   /** The firmware handle once LAUNCH_START or RECEIVE_START made a context. */
   handle = 0;
   private launched = false;
+  /** An SNP VM (KVM_X86_SNP_VM): SNP launch commands, VMSAs added at LAUNCH_FINISH. */
+  get snp(): boolean {
+    return this.vmType === VmType.SNP;
+  }
 
   private constructor(private readonly host: KvmHost, readonly vmType: VmTypeCode) {}
 
@@ -118,8 +128,8 @@ export class KvmSev {
     let ghcb = 0;
     let features = 0;
     if (cmd === 'KVM_SEV_INIT2') {
-      if (this.vmType !== VmType.SEV && this.vmType !== VmType.SEV_ES) this.refuse(cmd, Errno.EINVAL);
-      es = this.vmType === VmType.SEV_ES;
+      if (this.vmType === VmType.DEFAULT) this.refuse(cmd, Errno.EINVAL);
+      es = this.vmType === VmType.SEV_ES || this.vmType === VmType.SNP;
       features = args.vmsaFeatures ?? 0;
       ghcb = args.ghcbVersion ?? 0;
       if ((args.flags ?? 0) !== 0) this.refuse(cmd, Errno.EINVAL);
@@ -127,6 +137,8 @@ export class KvmSev {
       if (!es && (features !== 0 || ghcb !== 0)) this.refuse(cmd, Errno.EINVAL);
       if (ghcb > GHCB_VERSION_MAX) this.refuse(cmd, Errno.EINVAL);
       if (es && ghcb === 0) ghcb = GHCB_VERSION_MAX;
+      // KVM sets SNPActive itself for SNP guests (and user space may not).
+      if (this.vmType === VmType.SNP) features |= SevFeature.SNP_ACTIVE;
     } else {
       if (this.vmType !== VmType.DEFAULT) this.refuse(cmd, Errno.EINVAL);
       es = cmd === 'KVM_SEV_ES_INIT';
@@ -233,8 +245,77 @@ export class KvmSev {
     return this.fwOp(ioctl, () => this.fw.dbgDecrypt(this.handle, mem, gpa, len));
   }
 
+  // ---- SNP (the seed's KVM_SEV_SNP_LAUNCH_START / UPDATE / FINISH) ----
+
+  private requireSnp(ioctl: string): void {
+    this.requireInit(ioctl);
+    if (!this.snp) this.refuse(ioctl, Errno.EINVAL);
+  }
+
+  /** KVM_SEV_SNP_LAUNCH_START: the context, bound to the VM's ASID. */
+  snpLaunchStart(a: { policy: bigint; gosvw: Buffer }): number {
+    const ioctl = 'KVM_SEV_SNP_LAUNCH_START';
+    this.requireSnp(ioctl);
+    this.handle = this.fwOp(ioctl, () => this.host.snpFirmware.launchStart(a));
+    this.launched = true;
+    this.fwOp(ioctl, () => this.host.snpFirmware.activate(this.handle, this.asid!));
+    return this.handle;
+  }
+
+  /**
+   * KVM_SEV_SNP_LAUNCH_UPDATE: the range must carry the private memory attribute. KVM may
+   * process only part of it and return with the range advanced; the caller loops (here at
+   * most SNP_UPDATE_PAGES pages per call, so the loop is real).
+   */
+  snpLaunchUpdate(mem: GuestMemory, range: { gpa: number; len: number }, type: SnpPageTypeCode): { gpa: number; len: number } {
+    const ioctl = 'KVM_SEV_SNP_LAUNCH_UPDATE';
+    this.requireSnp(ioctl);
+    if (range.gpa % 4096 || range.len % 4096 || range.len === 0) this.refuse(ioctl, Errno.EINVAL);
+    for (let at = range.gpa; at < range.gpa + range.len; at += 4096) if (!mem.isPrivate(at / 4096)) this.refuse(ioctl, Errno.EINVAL);
+    const n = Math.min(range.len, SNP_UPDATE_PAGES * 4096);
+    this.fwOp(ioctl, () => this.host.snpFirmware.launchUpdate(this.handle, mem, range.gpa, n, type));
+    return { gpa: range.gpa + n, len: range.len - n };
+  }
+
+  /**
+   * KVM_SEV_SNP_LAUNCH_FINISH: KVM syncs each vCPU's VMSA (SNPActive and the VM's
+   * features in SEV_FEATURES) and adds it as a VMSA page, then finishes the launch.
+   */
+  snpLaunchFinish(mem: GuestMemory, vcpus: readonly VcpuReset[], frames: readonly number[], args: SnpFinishArgs): void {
+    const ioctl = 'KVM_SEV_SNP_LAUNCH_FINISH';
+    this.requireSnp(ioctl);
+    vcpus.forEach((v, i) => {
+      const gpa = frames[i]! * VMSA_SIZE;
+      mem.write(gpa, buildVmsa({ eip: v.eip, vcpuSignature: v.signature, sevFeatures: this.vmsaFeatures, fpuInit: true }));
+      mem.setPrivate(gpa, VMSA_SIZE, true);
+      this.fwOp(ioctl, () => this.host.snpFirmware.launchUpdate(this.handle, mem, gpa, VMSA_SIZE, SnpPageType.VMSA));
+    });
+    this.fwOp(ioctl, () => this.host.snpFirmware.launchFinish(this.handle, args));
+  }
+
+  /** SNP_GUEST_REQUEST on the guest's behalf (KVM's guest-request exit). */
+  snpGuestRequest(request: Buffer): Buffer {
+    const ioctl = 'SNP_GUEST_REQUEST';
+    this.requireSnp(ioctl);
+    return this.fwOp(ioctl, () => this.host.snpFirmware.guestRequest(this.handle, request));
+  }
+
   /** The VM is destroyed: DEACTIVATE, DECOMMISSION, the ASID back to the pool (DF_FLUSH later). */
   destroy(): void {
+    if (this.snp) {
+      if (this.launched && this.host.snpFirmware.has(this.handle)) {
+        try {
+          this.host.snpFirmware.decommission(this.handle);
+        } catch (e) {
+          if (!(e instanceof FirmwareError)) throw e;
+        }
+      }
+      if (this.asid !== null) this.host.asids.release(this.asid);
+      this.asid = null;
+      this.launched = false;
+      this.initialized = false;
+      return;
+    }
     const ctx = this.launched ? this.fw.contexts.peek(this.handle) : undefined;
     // KVM ignores firmware failures on the way out (sev_unbind_asid, sev_decommission): a
     // context the firmware would not drop stays behind, as on real hardware.

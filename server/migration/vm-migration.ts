@@ -40,7 +40,8 @@ export class VmMigration {
     if (uriText === undefined) throw QmpError.generic("need either 'uri' or 'channels' argument");
     if (this.state.active) throw QmpError.generic("There's a migration process in progress");
     if (this.guest.runState === 'inmigrate') throw QmpError.generic('Guest is waiting for an incoming migration');
-    // QEMU never merged SEV-ES migration: its blocker's text, before anything is sent.
+    // QEMU never merged SEV-ES or SNP migration: its blockers' texts, before anything is sent.
+    if (this.sev?.spec.snp) throw QmpError.generic('SEV-SNP: Migration is not implemented');
     if (this.sev?.es) throw QmpError.generic('SEV: Migration is not implemented');
     const uri = this.uri(uriText, origin);
     this.outgoing = new OutgoingMigration(this.guest, this.sev, this.state, uri, this.own, (p) => this.paths.openForWrite('migration', p, origin),

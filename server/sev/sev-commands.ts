@@ -12,6 +12,7 @@ import { isLengthQuery, KvmError } from '../kvm/kvm-sev.js';
 import { findEntry, readBaseSize, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';
 import type { SevGuest } from './sev-guest.js';
+import { SnpGuest } from './snp-guest.js';
 import { errnoText } from '../util/strerror.js';
 
 export interface SevGuestContext extends SessionContext {
@@ -28,6 +29,7 @@ function querySev<C extends SevGuestContext>(): Handler<C> {
     const base = s
       ? { enabled: true, 'api-major': s.api.major, 'api-minor': s.api.minor, 'build-id': s.api.build, state: s.state }
       : { enabled: false, 'api-major': 0, 'api-minor': 0, 'build-id': 0, state: 'uninit' };
+    if (s instanceof SnpGuest) return { ...base, 'sev-type': 'sev-snp', 'snp-policy': Number(s.snpPolicy) };
     const branch = { policy: s?.policy ?? 0, handle: s?.handle ?? 0 };
     return modern ? { ...base, 'sev-type': 'sev', ...branch } : { ...base, ...branch };
   };
@@ -78,6 +80,8 @@ function injectSecret<C extends SevGuestContext>(): Handler<C> {
 function attestationReport<C extends SevGuestContext>(): Handler<C> {
   return (args, { sevGuest: s, session }) => {
     if (!s) throw QmpError.generic('SEV is not enabled');
+    // SNP guests ask for their reports themselves (SNP_GUEST_REQUEST), as QEMU says.
+    if (s instanceof SnpGuest) throw QmpError.generic('SEV-SNP guests do not support this command');
     const modern = atLeast(session.monitor.version, '6.2.0');
     const mnonce = glibBase64Decode(args['mnonce'] as string);
     if (mnonce.length !== 16) throw QmpError.generic(`SEV: mnonce must be 16 bytes (got ${mnonce.length})`);

@@ -23,6 +23,19 @@ import { VMSA_REGION } from '../guest/layout.js';
 export const SEV_STATES = ['uninit', 'launch-update', 'launch-secret', 'running', 'send-update', 'receive-update'] as const;
 export type SevState = (typeof SEV_STATES)[number];
 
+/** QEMU's sev-snp-guest properties (interface §9), decoded. */
+export interface SnpGuestSpec {
+  policy: bigint;
+  gosvw: Buffer;
+  idBlock: Buffer | null;
+  idAuth: Buffer | null;
+  authorKeyEnabled: boolean;
+  hostData: Buffer;
+  vcekDisabled: boolean;
+  certsFile: string | null;
+  secureTsc: boolean;
+}
+
 export interface SevGuestSpec {
   policy: number;
   handle: number;
@@ -31,6 +44,8 @@ export interface SevGuestSpec {
   cbitpos: number | null;
   reducedPhysBits: number | null;
   kernelHashes: boolean;
+  /** An `sev-snp-guest` object (then `policy` above is unused: see snp.policy). */
+  snp: SnpGuestSpec | null;
   /** QEMU's `legacy-vm-type` (9.1+): true = KVM_X86_DEFAULT_VM with the legacy INIT commands. */
   legacyVmType: boolean;
   smp: number;
@@ -39,13 +54,13 @@ export interface SevGuestSpec {
 }
 
 /** KVM's failure as QEMU reports a launch command's: the interface's firmware text, or the errno. */
-function kvmFailure(e: unknown, qemuText: (e: KvmError) => string): never {
+export function kvmFailure(e: unknown, qemuText: (e: KvmError) => string): never {
   if (!(e instanceof KvmError)) throw e;
   if (e.fwCommand) throw QmpError.generic(`SEV: ${e.fwCommand} failed: fw_err=${e.fwError} (${fwErrorText(e.fwError)})`);
   throw QmpError.generic(qemuText(e));
 }
 
-function kvm<T>(fn: () => T, qemuText: (e: KvmError) => string = (e) => `SEV: ${e.ioctl} failed: ret=${e.ret}`): T {
+export function kvm<T>(fn: () => T, qemuText: (e: KvmError) => string = (e) => `SEV: ${e.ioctl} failed: ret=${e.ret}`): T {
   try {
     return fn();
   } catch (e) {
@@ -59,7 +74,7 @@ export class SevGuest {
   handle: number;
   policy: number;
   /** KVM's side of the VM (created at launch or RECEIVE_START). */
-  private kvmSev: KvmSev | null = null;
+  protected kvmSev: KvmSev | null = null;
   /** PLATFORM_STATUS values read when the guest was created. */
   readonly api: { major: number; minor: number; build: number };
   /** base64 of MEASURE ‖ MNONCE, taken once at machine init. */
@@ -68,7 +83,7 @@ export class SevGuest {
   lastSecretGpa: number | null = null;
   lastSecretLen = 0;
 
-  constructor(readonly guest: Guest, readonly spec: SevGuestSpec, private readonly host: SevHost) {
+  constructor(readonly guest: Guest, readonly spec: SevGuestSpec, protected readonly host: SevHost) {
     this.handle = spec.handle;
     this.policy = spec.policy;
     // QEMU's startup checks, in order (qmp-protocol.md §15).
@@ -106,20 +121,25 @@ export class SevGuest {
   }
 
   /** QEMU's sev_kvm_type: legacy type before 9.1 or with legacy-vm-type, else SEV / SEV-ES. */
-  private vmType(): number {
+  protected vmType(): number {
     if (!this.host.init2 || this.spec.legacyVmType) return VmType.DEFAULT;
     return this.es ? VmType.SEV_ES : VmType.SEV;
   }
 
   /** KVM_CREATE_VM and the SEV INIT of sev_common_kvm_init; nothing is left behind on failure. */
-  private initVm(): KvmSev {
+  protected initVm(): KvmSev {
     const initFailed = (e: KvmError) => `sev_common_kvm_init: failed to initialize ret=${e.ret} fw_error=${e.fwError} '${fwErrorText(e.fwError)}'`;
     const vm = kvm(() => KvmSev.createVm(this.host, this.vmType() as 0), () => 'sev_common_kvm_init: host kernel does not support the requested SEV configuration.');
     if (vm.vmType === VmType.DEFAULT) kvm(() => vm.init(this.es ? 'KVM_SEV_ES_INIT' : 'KVM_SEV_INIT'), initFailed);
-    else kvm(() => vm.init('KVM_SEV_INIT2', {}), initFailed);
+    else kvm(() => vm.init('KVM_SEV_INIT2', this.init2Args()), initFailed);
     this.kvmSev = vm;
     return vm;
   }
+  /** What QEMU passes to KVM_SEV_INIT2 (SNP adds its features). */
+  protected init2Args(): { vmsaFeatures?: number } {
+    return {};
+  }
+
   get sevStateCode(): number {
     return SEV_STATES.indexOf(this.state);
   }
@@ -155,7 +175,7 @@ export class SevGuest {
    * reset block names (QEMU: sev_es_save_reset_vector; without it an AP would start where
    * the BSP does, which OVMF cannot handle, so QEMU refuses).
    */
-  private vcpuResets(): VcpuReset[] {
+  protected vcpuResets(): VcpuReset[] {
     const apEip = esResetEip(this.guest.ovmfEntries);
     if (apEip === undefined && this.spec.smp > 1) {
       throw QmpError.generic('SEV information block/Firmware GUID Table block not found in pflash rom');
@@ -165,7 +185,7 @@ export class SevGuest {
   }
 
   /** The guest frames of the VMSA region, in vCPU order. */
-  private vmsaFrames(): number[] {
+  protected vmsaFrames(): number[] {
     const r = this.guest.memory.regions.find((x) => x.name === VMSA_REGION);
     return Array.from({ length: this.spec.smp }, (_, i) => r!.base / VMSA_SIZE + i);
   }

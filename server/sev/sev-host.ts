@@ -1,5 +1,6 @@
 /** The SEV parts of the emulated host that every SEV guest shares. */
 import type { GuestFirmware } from '../firmware/guest-firmware.js';
+import type { SnpGuestFirmware } from '../firmware/snp-guest-firmware.js';
 import type { SevDevice } from '../firmware/sev-device.js';
 import type { MemoryController } from '../memory/memory-controller.js';
 import type { AsidPool } from '../kvm/asid-pool.js';
@@ -9,6 +10,8 @@ import type { Generation } from '../firmware/emulated-root.js';
 export interface SevHost {
   device: SevDevice;
   firmware: GuestFirmware;
+  /** The SNP guest commands (milan and later). */
+  snpFirmware: SnpGuestFirmware;
   /** SEND_* / RECEIVE_* (migration). */
   sendReceive: SendReceive;
   memory: MemoryController;

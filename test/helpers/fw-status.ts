@@ -14,3 +14,5 @@ function outcome<E>(fn: () => unknown, cls: new (...a: never[]) => E, pick: (e: 
 
 export const fwStatus = (fn: () => unknown) => outcome(fn, FirmwareError, (e) => e.status);
 export const kvmErrno = (fn: () => unknown) => outcome(fn, KvmError, (e) => e.ret);
+/** Through the KVM layer: the firmware status of a refusal ('ok' when it succeeds). */
+export const kvmFwStatus = (fn: () => unknown) => outcome(fn, KvmError, (e) => e.fwError);

@@ -14,6 +14,7 @@ import { MemoryController } from '../../server/memory/memory-controller.js';
 import { GuestMemory } from '../../server/memory/guest-memory.js';
 import { machineLayout, VMSA_REGION_BASE } from '../../server/guest/layout.js';
 import { AsidPool } from '../../server/kvm/asid-pool.js';
+import { SnpGuestFirmware } from '../../server/firmware/snp-guest-firmware.js';
 import { Errno, KvmSev, supportedVmsaFeatures, VmType, type VmTypeCode } from '../../server/kvm/kvm-sev.js';
 import type { Generation } from '../../server/firmware/emulated-root.js';
 import { BSP_RESET_EIP, CPU_MODELS, esResetEip, VMSA_SIZE } from '../../abi/vmsa.js';
@@ -30,7 +31,7 @@ function host(generation: Generation = 'milan', asids = { maxAsid: 16, minSevAsi
   platform.init();
   const mc = new MemoryController();
   const firmware = new GuestFirmware(platform, mc, asids);
-  return { platform, mc, firmware, asids: new AsidPool(firmware), generation };
+  return { platform, mc, firmware, snpFirmware: new SnpGuestFirmware(platform, mc), asids: new AsidPool(firmware), generation };
 }
 type Host = ReturnType<typeof host>;
 
