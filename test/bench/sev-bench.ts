@@ -80,11 +80,24 @@ export async function fullLaunchBench(report: Report): Promise<void> {
     const ctl = await RawClient.connect(sevd.controlPath);
     await ctl.negotiate();
     const pdh = Buffer.from((await ctl.execute('query-sev-capabilities')).return.pdh, 'base64');
-    const kinds = { sev: { policy: 1, extra: {} }, es: { policy: 5, extra: { smp: 4, cpu: 'EPYC-Milan' } } };
-    const lat: Record<keyof typeof kinds, number[]> = { sev: [], es: [] };
-    for (let i = 0; i < 80; i++) {
-      const kind = i % 2 === 0 ? 'sev' : 'es';
+    const kinds = { sev: { policy: 1, extra: {} }, es: { policy: 5, extra: { smp: 4, cpu: 'EPYC-Milan' } }, snp: { policy: 0, extra: { smp: 4, cpu: 'EPYC-Milan' } } };
+    const lat: Record<keyof typeof kinds, number[]> = { sev: [], es: [], snp: [] };
+    for (let i = 0; i < 120; i++) {
+      const kind = (['sev', 'es', 'snp'] as const)[i % 3]!;
       const { policy, extra } = kinds[kind];
+      if (kind === 'snp') {
+        // SNP: add (LAUNCH_START, every launch page) → cont (VMSAs, LAUNCH_FINISH); no secret injection.
+        const t0 = performance.now();
+        const added = await ctl.execute('guest-add', { name: 'l', memory: '1G', firmware, paused: true, ...extra, 'sev-snp-guest': { policy: 0x30000 } });
+        if (!('return' in added)) throw new Error(JSON.stringify(added));
+        const g = await RawClient.connect(sevd.guestQmp('l'));
+        await g.negotiate();
+        await g.execute('cont');
+        lat.snp.push(performance.now() - t0);
+        await g.close();
+        await ctl.execute('guest-del', { name: 'l' });
+        continue;
+      }
       const owner = buildLaunchSession(pdh, policy);
       writeFileSync(join(dir, 'godh.b64'), owner.godhB64);
       writeFileSync(join(dir, 'session.b64'), owner.sessionB64);
@@ -111,6 +124,8 @@ export async function fullLaunchBench(report: Report): Promise<void> {
     report('es: full launch, 2 MiB firmware, 4 vCPUs, p50 ms', percentile(lat.es, 50));
     report('es: full launch p99 ms', percentile(lat.es, 99));
     report('es: launch p50 / SEV launch p50 (target ≤ 1.2)', percentile(lat.es, 50) / percentile(lat.sev, 50));
+    report('snp: full launch, 2 MiB firmware, 4 vCPUs (add→cont) p50 ms', percentile(lat.snp, 50));
+    report('snp: launch p50 / SEV launch p50 (target ≤ 2)', percentile(lat.snp, 50) / percentile(lat.sev, 50));
     await ctl.close();
   } finally {
     await sevd.stop();

@@ -148,3 +148,13 @@ t.test('the example key-broker flow, SEV-ES variant (policy 0x5, 4 vCPUs, Debian
   t.match(r.stdout, /\[6\] attestation report verifies/);
   t.match(r.stdout, /\[9\] the guest reads secret/);
 });
+
+t.test('the SNP key-broker example against a fresh daemon', { skip: !existsSync('/usr/share/OVMF/OVMF_CODE.fd') && 'Debian ovmf missing' }, async (t) => {
+  const sevd = await startSevd({ guests: [] });
+  t.teardown(() => sevd.stop());
+  const r = spawnSync(process.execPath, ['dist/clients/examples/snp-broker.js', sevd.controlPath, '--kds', `http://127.0.0.1:${sevd.wsPort}`], { encoding: 'utf8', timeout: 30000 });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /\[3\] report verifies/);
+  t.match(r.stdout, /\[5\] the guest unwrapped the secret/);
+  t.match(r.stdout, /\[6\] done/);
+});
