@@ -95,6 +95,14 @@ export function cpuSignature(family: number, model: number, stepping: number): n
   return ((famHigh << 20) | (((model >> 4) & 0xf) << 16) | (famLow << 8) | ((model & 0xf) << 4) | (stepping & 0xf)) >>> 0;
 }
 
+/** The inverse of cpuSignature: family, model and stepping of a CPUID(1).EAX. */
+export function signatureFms(sig: number): { family: number; model: number; stepping: number } {
+  const baseFamily = (sig >> 8) & 0xf;
+  const family = baseFamily === 0xf ? baseFamily + ((sig >> 20) & 0xff) : baseFamily;
+  const model = baseFamily === 0xf ? (((sig >> 16) & 0xf) << 4) | ((sig >> 4) & 0xf) : (sig >> 4) & 0xf;
+  return { family, model, stepping: sig & 0xf };
+}
+
 const EPYC = cpuSignature(23, 1, 2);
 const ROME = cpuSignature(23, 49, 0);
 const MILAN = cpuSignature(25, 1, 1);
@@ -112,6 +120,12 @@ export const CPU_MODELS: Readonly<Record<string, number>> = {
   'EPYC-Genoa': GENOA, 'EPYC-Genoa-v1': GENOA, 'EPYC-Genoa-v2': GENOA,
   'EPYC-Turin': TURIN, 'EPYC-Turin-v1': TURIN,
 };
+
+/** QEMU models with AVX-512 (Genoa's Zen 4 and later); `host` has it on those chips. */
+export function cpuModelHasAvx512(model: string, hostGeneration: string): boolean {
+  if (model === 'host') return hostGeneration === 'genoa' || hostGeneration === 'turin';
+  return model.startsWith('EPYC-Genoa') || model.startsWith('EPYC-Turin');
+}
 
 /** `cpu: host`: the chip's own signature per generation. */
 export const HOST_SIGNATURE: Readonly<Record<string, number>> = { naples: EPYC, rome: ROME, milan: MILAN, genoa: GENOA_B1, turin: TURIN };

@@ -20,7 +20,8 @@ import { encodeSnpReportBody } from '../../abi/snp/report.js';
 import {
   decodeKeyRequest, decodeReportRequest, encodeKeyResponse, encodeReportResponse, MsgType, openGuestMessage, peekGuestMessage, sealGuestMessage,
 } from '../../abi/snp/guest-msg.js';
-import { HOST_SIGNATURE } from '../../abi/vmsa.js';
+import { HOST_SIGNATURE, signatureFms } from '../../abi/vmsa.js';
+import { checkCpuidPage } from './snp-cpuid-check.js';
 
 /** SNP guest policy bits (SNP ABI table 9). */
 export const SnpPolicy = { SMT: 1n << 16n, RESERVED_ONE: 1n << 17n, MIGRATE_MA: 1n << 18n, DEBUG: 1n << 19n, SINGLE_SOCKET: 1n << 20n } as const;
@@ -132,6 +133,7 @@ export class SnpGuestFirmware {
     if (!mem.regionOf(gpa, len)) fail(cmd, FwStatus.INVALID_ADDRESS);
     if (mem.asid !== c.asid || c.asid === null) fail(cmd, FwStatus.INACTIVE);
     for (let off = 0; off < len; off += PAGE) if (c.rmp.has((gpa + off) / PAGE)) fail(cmd, FwStatus.INVALID_PAGE_STATE);
+    if (type === SnpPageType.CPUID) for (let off = 0; off < len; off += PAGE) this.checkCpuid(mem, gpa + off);
     for (let off = 0; off < len; off += PAGE) {
       const at = gpa + off;
       if (type === SnpPageType.ZERO) mem.write(at, Buffer.alloc(PAGE));
@@ -145,6 +147,14 @@ export class SnpGuestFirmware {
       mem.encryptInPlace(at, PAGE);
       c.rmp.add(at / PAGE);
     }
+  }
+
+  /** A CPUID page asking for more than the chip allows: the corrected page goes back to the host, the command fails. */
+  private checkCpuid(mem: GuestMemory, gpa: number): void {
+    const r = checkCpuidPage(this.platform.generation, mem.read(gpa, PAGE));
+    if (r.ok) return;
+    if (r.corrected) mem.write(gpa, r.corrected);
+    fail('SNP_LAUNCH_UPDATE', FwStatus.INVALID_PARAM);
   }
 
   /** SNP_LAUNCH_FINISH: the ID block must name this digest and policy, signed by its ID key (and author key). */
@@ -224,15 +234,12 @@ export class SnpGuestFirmware {
     // No VLEK is loaded: a report with key select VLEK, or for a guest launched with the VCEK disabled, cannot be signed.
     if (r.keySelect === 2 || c.vcekDisabled) return encodeReportResponse(FwStatus.INVALID_KEY, null);
     const st = this.snp.status();
-    const sig = HOST_SIGNATURE[this.platform.generation]!;
-    const family = ((sig >> 8) & 0xf) + ((sig >> 20) & 0xff);
-    const model = (((sig >> 16) & 0xf) << 4) | ((sig >> 4) & 0xf);
     const api = this.platform.api;
     const body = encodeSnpReportBody({
       version: 3, guestSvn: c.guestSvn, policy: c.policy, familyId: c.familyId, imageId: c.imageId, vmpl: r.vmpl, signatureAlgo: 1,
       currentTcb: st.current, platformInfo: 1n, signerInfo: (c.authorKeyEn ? 1 : 0) | (st.maskChipKey ? 2 : 0),
       reportData: r.reportData, measurement: c.measurement, hostData: c.hostData, idKeyDigest: c.idKeyDigest, authorKeyDigest: c.authorKeyDigest,
-      reportId: c.reportId, reportIdMa: Buffer.alloc(32, 0xff), reportedTcb: st.reported, cpuid: { family, model, stepping: sig & 0xf },
+      reportId: c.reportId, reportIdMa: Buffer.alloc(32, 0xff), reportedTcb: st.reported, cpuid: signatureFms(HOST_SIGNATURE[this.platform.generation]!),
       chipId: st.maskChipId ? Buffer.alloc(64) : this.platform.getId({ len: 64 }), committedTcb: st.committed,
       current: { build: this.platform.opts.build, minor: api.minor, major: api.major }, committed: { build: this.platform.opts.build, minor: api.minor, major: api.major },
       launchTcb: c.launchTcb,

@@ -180,8 +180,13 @@ export class SevGuest {
     if (apEip === undefined && this.spec.smp > 1) {
       throw QmpError.generic('SEV information block/Firmware GUID Table block not found in pflash rom');
     }
-    const signature = this.spec.cpu === 'host' ? HOST_SIGNATURE[this.host.generation]! : CPU_MODELS[this.spec.cpu]!;
+    const signature = this.vcpuSignature();
     return Array.from({ length: this.spec.smp }, (_, i) => ({ eip: i === 0 ? BSP_RESET_EIP : apEip!, signature }));
+  }
+
+  /** CPUID(1).EAX of the vCPU model (`host`: the chip's own). */
+  protected vcpuSignature(): number {
+    return this.spec.cpu === 'host' ? HOST_SIGNATURE[this.host.generation]! : CPU_MODELS[this.spec.cpu]!;
   }
 
   /** The guest frames of the VMSA region, in vCPU order. */

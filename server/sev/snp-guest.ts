@@ -11,7 +11,9 @@ import { QmpError } from '../qmp/errors.js';
 import { strerror } from '../util/strerror.js';
 import { SevGuest, kvm, type SevGuestSpec, type SnpGuestSpec } from './sev-guest.js';
 import { VmType } from '../kvm/kvm-sev.js';
-import { SevFeature } from '../../abi/vmsa.js';
+import { cpuModelHasAvx512, SevFeature } from '../../abi/vmsa.js';
+import { cpuidMismatchLines, encodeCpuidPage } from '../../abi/snp/cpuid.js';
+import { vcpuCpuid } from './vcpu-cpuid.js';
 import { SnpPageType, type SnpPageTypeCode } from '../../abi/snp/launch-digest.js';
 import { parseSevMetadata, SectionType, sectionPageType } from '../../abi/snp/ovmf-metadata.js';
 import { findEntry, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID } from '../../abi/ovmf-table.js';
@@ -89,13 +91,32 @@ export class SnpGuest extends SevGuest {
         const type = sectionPageType(s.type, withHashes);
         if (s.type === SectionType.SNP_SECRETS) this.secretsGpa = s.gpa;
         if (s.type === SectionType.SNP_KERNEL_HASHES && withHashes) this.writeKernelHashes(s.gpa, s.size);
-        // QEMU leaves the CPUID page empty here (a count of zero entries); the firmware takes it as is.
-        if (s.type === SectionType.CPUID) mem.write(s.gpa, Buffer.alloc(s.size));
-        this.update(s.gpa, s.size, type);
+        if (s.type === SectionType.CPUID) this.updateCpuid(s.gpa, s.size);
+        else this.update(s.gpa, s.size, type);
       }
     } catch (e) {
       this.destroy();
       throw e;
+    }
+  }
+
+  /**
+   * The CPUID page from the vCPU model. If the firmware refuses it, it has written back what
+   * the chip allows: QEMU reports the differences entry by entry and the launch fails.
+   */
+  private updateCpuid(gpa: number, size: number): void {
+    const mem = this.guest.memory;
+    const provided = encodeCpuidPage(vcpuCpuid({
+      signature: this.vcpuSignature(), avx512: cpuModelHasAvx512(this.spec.cpu, this.host.generation), smp: this.spec.smp,
+      cbitpos: this.host.cbitpos, reducedPhysBits: this.host.reducedPhysBits,
+    }), size);
+    mem.write(gpa, provided);
+    try {
+      this.update(gpa, size, SnpPageType.CPUID);
+    } catch (e) {
+      const lines = cpuidMismatchLines(provided, mem.read(gpa, size));
+      const err = e instanceof QmpError ? e.desc : String(e);
+      throw QmpError.generic([err, ...lines, 'SEV-SNP: failed update CPUID page'].join('\n'));
     }
   }
 

@@ -19,6 +19,9 @@ import { decodeSnpReport } from '../../abi/snp/report.js';
 import { decodeTcb } from '../../abi/snp/tcb.js';
 import { encodeSnpPublicKey } from '../../abi/snp/id-block.js';
 import { encodeCertTable, CERT_GUID } from '../../abi/snp/cert-table.js';
+import { decodeCpuidPage } from '../../abi/snp/cpuid.js';
+import { parseSevMetadata, SectionType } from '../../abi/snp/ovmf-metadata.js';
+import { parseOvmfTable, type OvmfEntry } from '../../abi/ovmf-table.js';
 
 const OVMF = '/usr/share/OVMF/OVMF_CODE.fd';
 const owner = (...args: string[]) => spawnSync(process.execPath, ['dist/clients/owner/cli.js', ...args], { encoding: 'utf8' });
@@ -161,4 +164,36 @@ t.test('SNP needs QEMU 9.1 and an SNP generation', async (t) => {
   t.same((await c.execute('query-guests')).return, []);
   await c.close();
   await rome.stop();
+});
+
+t.test('the CPUID page: the guest reads its model; a chip that cannot run the model refuses the launch', { skip: !existsSync(OVMF) && 'Debian ovmf missing' }, async (t) => {
+  const sevd = await startSevd({ guests: [], platform: { generation: 'milan' } });
+  t.teardown(() => sevd.stop());
+  const ctl = await control(sevd);
+  const image = readFileSync(OVMF);
+  const section = parseSevMetadata(image, (parseOvmfTable(image) as { entries: OvmfEntry[] }).entries).find((s) => s.type === SectionType.CPUID)!;
+  const spec = (name: string, cpu: string) => ({ name, memory: '128M', firmware: OVMF, smp: 2, cpu, 'sev-snp-guest': {} });
+  t.same((await ctl.execute('guest-add', spec('milan', 'EPYC-Milan'))).return, {}, 'EPYC-Milan on milan launches');
+  const a = await agent(sevd, 'milan');
+  const page = Buffer.from((await a.execute('guest-memory-read', { gpa: section.gpa, size: 4096 })).return.data, 'base64');
+  await a.close();
+  const { count, functions } = decodeCpuidPage(page);
+  t.ok(count > 0, `the guest's CPUID page holds ${count} functions`);
+  t.equal(functions.find((f) => f.eaxIn === 1)!.eax, 0xa00f11, 'CPUID(1).EAX: EPYC-Milan');
+  t.equal(functions.find((f) => f.eaxIn === 0x8000001f)!.ebx & 0x3f, 51, 'the C-bit position');
+
+  const clean = async () => ({
+    guests: (await ctl.execute('query-guests')).return.map((x: any) => x.name),
+    contexts: (await ctl.execute('sev-platform-status')).return['guest-count'],
+    asids: (await ctl.execute('query-asids')).return['in-use'].length,
+  });
+  const before = await clean();
+  const r = await ctl.execute('guest-add', spec('genoa', 'EPYC-Genoa'));
+  const lines = r.error.desc.split('\n');
+  t.equal(lines[0], 'SEV: SNP_LAUNCH_UPDATE failed: fw_err=22 (Invalid parameter)', "the firmware's status");
+  t.match(lines[1], /^SEV-SNP: CPUID validation failed for function 0x1, index: 0x0, provided: eax:0x00a10f10, .* expected: eax:0x00a00f11, /, 'the signature, as QEMU reports it');
+  t.match(lines[2], /^SEV-SNP: CPUID validation failed for function 0x7, index: 0x0, /, 'AVX-512');
+  t.equal(lines.at(-1), 'SEV-SNP: failed update CPUID page');
+  t.same(await clean(), before, 'no guest, context or ASID left');
+  await ctl.close();
 });
