@@ -6,7 +6,7 @@
  * it does not police pass as written (the firmware checks more leaves than that; a VMM
  * that builds its page from the vCPU model, as QEMU does, is caught by these).
  */
-import { CpuidBit, decodeCpuidPage, encodeCpuidPage, SNP_CPUID_COUNT_MAX, type CpuidFunction } from '../../abi/snp/cpuid.js';
+import { CpuidBit, decodeCpuidPage, encodeCpuidPage, sameCpuidFunction, SNP_CPUID_COUNT_MAX, type CpuidFunction } from '../../abi/snp/cpuid.js';
 import { HOST_SIGNATURE, signatureFms } from '../../abi/vmsa.js';
 import { generationFeatures } from './generations.js';
 import type { Generation } from './emulated-root.js';
@@ -39,6 +39,6 @@ export function checkCpuidPage(g: Generation, page: Buffer): CpuidCheck {
   const { count, functions } = decodeCpuidPage(page);
   if (count > SNP_CPUID_COUNT_MAX) return { ok: false, corrected: null };
   const fixed = functions.map((f) => allowed(g, f));
-  const changed = fixed.some((f, i) => f.eax !== functions[i]!.eax || f.ebx !== functions[i]!.ebx);
+  const changed = fixed.some((f, i) => !sameCpuidFunction(f, functions[i]!));
   return changed ? { ok: false, corrected: encodeCpuidPage(fixed, page.length) } : { ok: true };
 }
