@@ -2,9 +2,9 @@
  * KVM's SEV side of one VM, after the seed (linux Documentation/virt/kvm/x86/
  * amd-memory-encryption.rst) and arch/x86/kvm/svm/sev.c: the VM type, KVM_SEV_INIT2 or the
  * legacy KVM_SEV_INIT / KVM_SEV_ES_INIT, the ASID, and the KVM_MEMORY_ENCRYPT_OP commands
- * of a launch, each one or a few firmware commands. A failure is a KvmError: the ioctl's
- * negative errno and, when the firmware refused, its status (the `error` field), exactly
- * what QEMU gets and words its messages from.
+ * of a launch and of a migration (SEND_* / RECEIVE_*), each one or a few firmware
+ * commands. A failure is a KvmError: the ioctl's negative errno and, when the firmware
+ * refused, its status (the `error` field), exactly what QEMU gets and words its messages from.
  */
 import { FirmwareError, FwStatus, type SevCommand } from '../firmware/status.js';
 import { Policy, type GuestFirmware } from '../firmware/guest-firmware.js';
@@ -13,6 +13,8 @@ import type { AsidPool } from './asid-pool.js';
 import { buildVmsa, SevFeature, VMSA_SIZE } from '../../abi/vmsa.js';
 import { SnpPageType, type SnpPageTypeCode } from '../../abi/snp/launch-digest.js';
 import type { SnpFinishArgs, SnpGuestFirmware } from '../firmware/snp-guest-firmware.js';
+import type { IncomingPacket, OutgoingPacket, SendReceive, SendStartInput } from '../firmware/send-receive.js';
+import type { OutBuf } from '../firmware/platform.js';
 
 /** Pages one KVM_SEV_SNP_LAUNCH_UPDATE call processes at most before returning progress. */
 export const SNP_UPDATE_PAGES = 128;
@@ -58,6 +60,7 @@ export function supportedVmsaFeatures(g: Generation): number {
 export interface KvmHost {
   firmware: GuestFirmware;
   snpFirmware: SnpGuestFirmware;
+  sendReceive: SendReceive;
   asids: AsidPool;
   generation: Generation;
 }
@@ -172,21 +175,53 @@ export class KvmSev {
     return this.handle;
   }
 
+  /** KVM_SEV_SEND_START (a null `sessionOut` is QEMU's length query: INVALID_LEN with the length). */
+  sendStart(target: SendStartInput, sessionOut: OutBuf): { session: Buffer; policy: number } {
+    const ioctl = 'KVM_SEV_SEND_START';
+    this.requireInit(ioctl);
+    return this.fwOp(ioctl, () => this.host.sendReceive.sendStart(this.handle, target, sessionOut));
+  }
+
+  /** KVM_SEV_SEND_UPDATE_DATA, one call per batch of pages (each packet gets its header and ciphertext). */
+  sendUpdateData(mem: GuestMemory, packets: readonly OutgoingPacket[]): void {
+    const ioctl = 'KVM_SEV_SEND_UPDATE_DATA';
+    this.requireInit(ioctl);
+    this.fwOp(ioctl, () => this.host.sendReceive.sendUpdateDataPages(this.handle, mem, packets));
+  }
+
+  sendFinish(): void {
+    const ioctl = 'KVM_SEV_SEND_FINISH';
+    this.requireInit(ioctl);
+    this.fwOp(ioctl, () => this.host.sendReceive.sendFinish(this.handle));
+  }
+
+  sendCancel(): void {
+    const ioctl = 'KVM_SEV_SEND_CANCEL';
+    this.requireInit(ioctl);
+    this.fwOp(ioctl, () => this.host.sendReceive.sendCancel(this.handle));
+  }
+
   /** KVM_SEV_RECEIVE_START: RECEIVE_START, then ACTIVATE (the migration target). */
-  receiveStart(start: () => number): number {
+  receiveStart(a: { handle: number; policy: number; pdh: Uint8Array; session: Uint8Array }): number {
     const ioctl = 'KVM_SEV_RECEIVE_START';
     this.requireInit(ioctl);
-    this.handle = this.fwOp(ioctl, start);
+    this.handle = this.fwOp(ioctl, () => this.host.sendReceive.receiveStart(a));
     this.launched = true;
     this.fwOp(ioctl, () => this.fw.activate(this.handle, this.asid!));
     return this.handle;
   }
 
-  /** KVM_SEV_RECEIVE_FINISH. */
-  receiveFinish(finish: () => void): void {
+  /** KVM_SEV_RECEIVE_UPDATE_DATA, one call per batch of received packets. */
+  receiveUpdateData(mem: GuestMemory, packets: readonly IncomingPacket[]): void {
+    const ioctl = 'KVM_SEV_RECEIVE_UPDATE_DATA';
+    this.requireInit(ioctl);
+    this.fwOp(ioctl, () => this.host.sendReceive.receiveUpdateDataPages(this.handle, mem, packets));
+  }
+
+  receiveFinish(): void {
     const ioctl = 'KVM_SEV_RECEIVE_FINISH';
     this.requireInit(ioctl);
-    this.fwOp(ioctl, finish);
+    this.fwOp(ioctl, () => this.host.sendReceive.receiveFinish(this.handle));
   }
 
   launchUpdateData(mem: GuestMemory, gpa: number, len: number): void {

@@ -9,7 +9,6 @@ import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { Guest } from '../guest/guest.js';
 import type { SevGuest } from '../sev/sev-guest.js';
-import { fwCall } from '../sev/fw-call.js';
 import type { MigrationState } from './migration-state.js';
 import { StreamFormatError, StreamParser } from './stream-parser.js';
 import type { StreamRecord } from './stream.js';
@@ -88,10 +87,9 @@ export class IncomingMigration {
     let activated = false;
     const flush = () => {
       if (!pending.length) return;
-      const sev = this.sev!;
       const packets = pending;
       pending = [];
-      fwCall(() => sev.sr.receiveUpdateDataPages(sev.handle, this.guest.memory, packets));
+      this.sev!.receiveUpdateData(packets);
     };
     const fail = (e: unknown) => {
       done = true;
@@ -160,8 +158,7 @@ export class IncomingMigration {
       if (!this.sev) throw new Error('sevd: encrypted page for a guest without SEV');
       if (rec.start) this.sev.receiveStart(rec.start.policy, rec.start.pdh, rec.start.session);
       if (this.sev.state !== 'receive-update') throw new StreamFormatError('encrypted page before the SEND_START record');
-      const sev = this.sev;
-      fwCall(() => sev.sr.receiveUpdateData(sev.handle, rec.header, mem, rec.gpa, rec.trans));
+      this.sev.receiveUpdateData([{ gpa: rec.gpa, header: rec.header, trans: rec.trans }]);
     } else if (rec.kind === 'page' || rec.kind === 'zero') {
       if (!mem.regionOf(rec.gpa, PAGE)) throw new StreamFormatError(`page at 0x${rec.gpa.toString(16)} is outside guest memory`);
       if (this.sev) mem.setPrivate(rec.gpa, PAGE, false);

@@ -7,7 +7,6 @@
  * cancel: SEND_CANCEL and the guest carries on.
  */
 import { setImmediate as tick } from 'node:timers/promises';
-import { FirmwareError, FwStatus } from '../firmware/status.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import type { Guest, RunState } from '../guest/guest.js';
 import type { SevGuest } from '../sev/sev-guest.js';
@@ -116,7 +115,7 @@ export class OutgoingMigration {
       await this.sink.finish(ACK_TIMEOUT_MS);
       this.check();
       if (this.sev) {
-        this.sev.sr.sendFinish(this.sev.handle);
+        this.sev.sendFinish();
         this.sev.state = 'running'; // QEMU shows running; the firmware context is SENT
       }
       st.downtime = Date.now() - stoppedAt;
@@ -129,7 +128,7 @@ export class OutgoingMigration {
       this.guest.memory.dirty = null;
       this.sink?.abort();
       if (this.sevStarted && this.sev) {
-        this.sev.sr.sendCancel(this.sev.handle);
+        this.sev.sendCancel();
         this.sev.state = 'running';
       }
       if (before !== null) this.guest.leaveMigration(before);
@@ -160,14 +159,7 @@ export class OutgoingMigration {
       if (!pdh.length || !platCerts.length) throw new Error('SEV: missing remote PDH or PLAT_CERT');
       target = { pdh, platCerts, amdCerts };
     }
-    let len = 0;
-    try {
-      sev.sr.sendStart(sev.handle, target, null);
-    } catch (e) {
-      if (!(e instanceof FirmwareError) || e.status !== FwStatus.INVALID_LEN) throw e;
-      len = e.lengths['sessionLen']!;
-    }
-    const { session, policy } = sev.sr.sendStart(sev.handle, target, { len });
+    const { session, policy } = sev.sendStart(target);
     this.sevStarted = true;
     sev.state = 'send-update';
     return { policy, pdh: this.own().pdh, session };
@@ -261,7 +253,7 @@ export class OutgoingMigration {
       at = r.end;
       return { gpa, len: PAGE, header: r.header, trans: r.trans };
     });
-    sev.sr.sendUpdateDataPages(sev.handle, this.guest.memory, packets);
+    sev.sendUpdateData(packets);
     return out;
   }
 }

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { FirmwareError, fwErrorText } from '../firmware/status.js';
 import { Policy } from '../firmware/guest-firmware.js';
 import { isLengthQuery, KvmError, KvmSev, VmType, type VcpuReset } from '../kvm/kvm-sev.js';
+import type { IncomingPacket, OutgoingPacket, SendStartInput } from '../firmware/send-receive.js';
 import { esResetEip } from '../../abi/vmsa.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import { QmpError } from '../qmp/errors.js';
@@ -60,7 +61,10 @@ export function kvmFailure(e: unknown, qemuText: (e: KvmError) => string): never
   throw QmpError.generic(qemuText(e));
 }
 
-export function kvm<T>(fn: () => T, qemuText: (e: KvmError) => string = (e) => `SEV: ${e.ioctl} failed: ret=${e.ret}`): T {
+/** QEMU's words for an ioctl KVM refused before the firmware ran. */
+const ioctlText = (e: KvmError) => `SEV: ${e.ioctl} failed: ret=${e.ret}`;
+
+export function kvm<T>(fn: () => T, qemuText: (e: KvmError) => string = ioctlText): T {
   try {
     return fn();
   } catch (e) {
@@ -233,13 +237,41 @@ export class SevGuest {
       kvm(() => this.kvmSev!.launchFinish());
       this.state = 'running';
     } else if (this.state === 'receive-update') {
-      kvm(() => this.kvmSev!.receiveFinish(() => this.host.sendReceive.receiveFinish(this.handle)));
+      kvm(() => this.kvmSev!.receiveFinish());
       this.state = 'running';
     }
   }
 
-  get sr() {
-    return this.host.sendReceive;
+  /**
+   * Source (QEMU §17.1): SEND_START for the target's certificates, the session length
+   * queried first as QEMU does. Failures carry the firmware's text.
+   */
+  sendStart(target: SendStartInput): { session: Buffer; policy: number } {
+    const vm = this.kvmSev!;
+    let len = 0;
+    try {
+      vm.sendStart(target, null);
+    } catch (e) {
+      if (!isLengthQuery(e)) return kvmFailure(e, ioctlText);
+      len = (e as KvmError).lengths['sessionLen']!;
+    }
+    return kvm(() => vm.sendStart(target, { len }));
+  }
+
+  sendUpdateData(packets: readonly OutgoingPacket[]): void {
+    kvm(() => this.kvmSev!.sendUpdateData(this.guest.memory, packets));
+  }
+
+  sendFinish(): void {
+    kvm(() => this.kvmSev!.sendFinish());
+  }
+
+  sendCancel(): void {
+    kvm(() => this.kvmSev!.sendCancel());
+  }
+
+  receiveUpdateData(packets: readonly IncomingPacket[]): void {
+    kvm(() => this.kvmSev!.receiveUpdateData(this.guest.memory, packets));
   }
 
   /** True once SEND_FINISH ran: the context may never run on this host again. */
@@ -251,7 +283,7 @@ export class SevGuest {
   receiveStart(policy: number, sourcePdh: Buffer, session: Buffer): void {
     const vm = this.initVm();
     try {
-      this.handle = kvm(() => vm.receiveStart(() => this.sr.receiveStart({ handle: this.spec.handle, policy, pdh: sourcePdh, session })));
+      this.handle = kvm(() => vm.receiveStart({ handle: this.spec.handle, policy, pdh: sourcePdh, session }));
       this.policy = policy;
       this.state = 'receive-update';
       this.guest.memory.asid = vm.asid;

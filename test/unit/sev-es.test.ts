@@ -15,6 +15,7 @@ import { GuestMemory } from '../../server/memory/guest-memory.js';
 import { machineLayout, VMSA_REGION_BASE } from '../../server/guest/layout.js';
 import { AsidPool } from '../../server/kvm/asid-pool.js';
 import { SnpGuestFirmware } from '../../server/firmware/snp-guest-firmware.js';
+import { SendReceive } from '../../server/firmware/send-receive.js';
 import { Errno, KvmSev, supportedVmsaFeatures, VmType, type VmTypeCode } from '../../server/kvm/kvm-sev.js';
 import type { Generation } from '../../server/firmware/emulated-root.js';
 import { BSP_RESET_EIP, CPU_MODELS, esResetEip, VMSA_SIZE } from '../../abi/vmsa.js';
@@ -31,7 +32,7 @@ function host(generation: Generation = 'milan', asids = { maxAsid: 16, minSevAsi
   platform.init();
   const mc = new MemoryController();
   const firmware = new GuestFirmware(platform, mc, asids);
-  return { platform, mc, firmware, snpFirmware: new SnpGuestFirmware(platform, mc), asids: new AsidPool(firmware), generation };
+  return { platform, mc, firmware, snpFirmware: new SnpGuestFirmware(platform, mc), sendReceive: new SendReceive(firmware), asids: new AsidPool(firmware), generation };
 }
 type Host = ReturnType<typeof host>;
 
@@ -115,6 +116,8 @@ t.test('KVM_SEV_INIT2 and the legacy INIT commands: the seed\'s rules', async (t
   legacyEs.destroy();
   const sev = vm(VmType.SEV);
   t.equal(errno(() => sev.launchStart({ handle: 0, policy: 1, godh: null, session: null })), -Errno.ENOTTY, 'a launch before INIT');
+  t.equal(errno(() => sev.sendFinish()), -Errno.ENOTTY, 'SEND_* before INIT');
+  t.equal(errno(() => sev.receiveStart({ handle: 0, policy: 1, pdh: Buffer.alloc(0), session: Buffer.alloc(0) })), -Errno.ENOTTY, 'RECEIVE_* before INIT');
   sev.init('KVM_SEV_INIT2');
   t.ok(sev.asid! >= 5, 'an SEV VM takes an ASID from minSevAsid up');
   t.equal(errno(() => sev.launchStart({ handle: 0, policy: 5, godh: null, session: null })), -Errno.EINVAL, 'an ES policy on an SEV VM');
@@ -135,6 +138,12 @@ t.test('KVM_SEV_INIT2 and the legacy INIT commands: the seed\'s rules', async (t
     t.fail('a malformed GODH must fail');
   } catch (e) {
     t.match(e, { ret: -Errno.EIO, fwError: FwStatus.INVALID_CERTIFICATE, fwCommand: 'LAUNCH_START' }, 'firmware failure: -EIO, fw_error 6');
+  }
+  try {
+    bad.sendStart({ pdh: Buffer.alloc(2084), platCerts: Buffer.alloc(0), amdCerts: Buffer.alloc(0) }, { len: 128 });
+    t.fail('SEND_START of an unlaunched VM must fail');
+  } catch (e) {
+    t.match(e, { ret: -Errno.EIO, fwCommand: 'SEND_START' }, 'SEND_START goes through KVM: -EIO with the firmware status');
   }
   bad.destroy();
   t.equal(milan.firmware.contexts.size, 0, 'no context left');

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Platform } from '../../server/firmware/platform.js';
 import { GuestFirmware } from '../../server/firmware/guest-firmware.js';
 import { SnpGuestFirmware } from '../../server/firmware/snp-guest-firmware.js';
+import { SendReceive } from '../../server/firmware/send-receive.js';
 import { FwStatus } from '../../server/firmware/status.js';
 import { MemoryController } from '../../server/memory/memory-controller.js';
 import { GuestMemory } from '../../server/memory/guest-memory.js';
@@ -37,7 +38,7 @@ function host(generation: 'milan' | 'genoa' = 'milan') {
   platform.init();
   const mc = new MemoryController();
   const firmware = new GuestFirmware(platform, mc, { maxAsid: 16, minSevAsid: 8 });
-  return { platform, mc, firmware, snpFirmware: new SnpGuestFirmware(platform, mc), asids: new AsidPool(firmware), generation };
+  return { platform, mc, firmware, snpFirmware: new SnpGuestFirmware(platform, mc), sendReceive: new SendReceive(firmware), asids: new AsidPool(firmware), generation };
 }
 type Host = ReturnType<typeof host>;
 
