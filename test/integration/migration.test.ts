@@ -172,9 +172,12 @@ t.test('failures: NOSEND, target gone, tampered stream, cancel; snapshot to a fi
   t.equal(readFileSync(snap).indexOf(Buffer.from('snapshot me')), -1, 'the snapshot holds no plaintext of private pages');
   await ca.execute('guest-add', { name: 'restored', memory: '64M', incoming: 'defer', 'sev-guest': { policy: 0 } });
   const gr = await monitor(A, 'restored');
+  // RECEIVE_START held for 300 ms: the second migrate-incoming surely finds the first one running.
+  await ca.execute('inject-fault', { target: 'firmware', command: 'RECEIVE_START', status: 0, 'delay-ms': 300, guest: 'restored', count: 1 });
   t.same((await gr.execute('migrate-incoming', { uri: `file:${snap}` })).return, {});
   t.same((await gr.execute('migrate-incoming', { uri: `file:${snap}` })).error.desc, 'The incoming migration has already been started');
   await waitStatus(gr, ['completed']);
+  t.match((await ca.execute('query-faults')).return, [{ command: 'RECEIVE_START', fired: 1 }], 'the delay was served');
   await new Promise((r) => setTimeout(r, 100));
   const ar = await RawClient.connect(A.guestQga('restored'));
   t.equal(Buffer.from((await ar.execute('guest-memory-read', { gpa: 0x100000, size: 11 })).return.data, 'base64').toString(), 'snapshot me', 'restored');
