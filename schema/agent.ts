@@ -22,6 +22,8 @@ export const agentSchema: readonly Expr[] = [
     returns: 'GuestSnpKey',
     monitors: ['agent'],
   },
+  { struct: 'GuestSnpMessage', data: { response: 'str' } },
+  { command: 'guest-snp-message', data: { request: 'str' }, returns: 'GuestSnpMessage', monitors: ['agent'] },
   {
     command: 'guest-set-memory-attributes',
     data: { gpa: 'uint64', size: 'uint64', private: 'bool' },

@@ -77,6 +77,12 @@ function commands(): Record<string, Handler<AgentContext>> {
       });
       return { key: key.toString('base64') };
     },
+    'guest-snp-message': (args, { snp }) => {
+      if (!snp) throw QmpError.generic('SEV-SNP is not active');
+      const request = Buffer.from(args['request'] as string, 'base64');
+      if (request.length > 4096) throw QmpError.generic("Parameter 'request' must be at most 4096 bytes");
+      return { response: snp.driver.passThrough(request).toString('base64') };
+    },
     'guest-sev-features': (_a, { sevStatus }) => {
       const s = sevStatus();
       return { sev: s.sev, 'sev-es': s.es, 'sev-snp': s.snp, 'sev-features': s.features };
