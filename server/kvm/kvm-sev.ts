@@ -163,6 +163,12 @@ export class KvmSev {
     if (!this.initialized) this.refuse(ioctl, Errno.ENOTTY);
   }
 
+  /** An ioctl that is one firmware command on an initialized VM. */
+  private initOp<T>(ioctl: string, fn: () => T): T {
+    this.requireInit(ioctl);
+    return this.fwOp(ioctl, fn);
+  }
+
   /** KVM_SEV_LAUNCH_START: LAUNCH_START, then ACTIVATE with the VM's ASID. */
   launchStart(a: { handle: number; policy: number; godh: Uint8Array | null; session: Uint8Array | null }): number {
     const ioctl = 'KVM_SEV_LAUNCH_START';
@@ -177,28 +183,20 @@ export class KvmSev {
 
   /** KVM_SEV_SEND_START (a null `sessionOut` is QEMU's length query: INVALID_LEN with the length). */
   sendStart(target: SendStartInput, sessionOut: OutBuf): { session: Buffer; policy: number } {
-    const ioctl = 'KVM_SEV_SEND_START';
-    this.requireInit(ioctl);
-    return this.fwOp(ioctl, () => this.host.sendReceive.sendStart(this.handle, target, sessionOut));
+    return this.initOp('KVM_SEV_SEND_START', () => this.host.sendReceive.sendStart(this.handle, target, sessionOut));
   }
 
   /** KVM_SEV_SEND_UPDATE_DATA, one call per batch of pages (each packet gets its header and ciphertext). */
   sendUpdateData(mem: GuestMemory, packets: readonly OutgoingPacket[]): void {
-    const ioctl = 'KVM_SEV_SEND_UPDATE_DATA';
-    this.requireInit(ioctl);
-    this.fwOp(ioctl, () => this.host.sendReceive.sendUpdateDataPages(this.handle, mem, packets));
+    this.initOp('KVM_SEV_SEND_UPDATE_DATA', () => this.host.sendReceive.sendUpdateDataPages(this.handle, mem, packets));
   }
 
   sendFinish(): void {
-    const ioctl = 'KVM_SEV_SEND_FINISH';
-    this.requireInit(ioctl);
-    this.fwOp(ioctl, () => this.host.sendReceive.sendFinish(this.handle));
+    this.initOp('KVM_SEV_SEND_FINISH', () => this.host.sendReceive.sendFinish(this.handle));
   }
 
   sendCancel(): void {
-    const ioctl = 'KVM_SEV_SEND_CANCEL';
-    this.requireInit(ioctl);
-    this.fwOp(ioctl, () => this.host.sendReceive.sendCancel(this.handle));
+    this.initOp('KVM_SEV_SEND_CANCEL', () => this.host.sendReceive.sendCancel(this.handle));
   }
 
   /** KVM_SEV_RECEIVE_START: RECEIVE_START, then ACTIVATE (the migration target). */
@@ -213,15 +211,11 @@ export class KvmSev {
 
   /** KVM_SEV_RECEIVE_UPDATE_DATA, one call per batch of received packets. */
   receiveUpdateData(mem: GuestMemory, packets: readonly IncomingPacket[]): void {
-    const ioctl = 'KVM_SEV_RECEIVE_UPDATE_DATA';
-    this.requireInit(ioctl);
-    this.fwOp(ioctl, () => this.host.sendReceive.receiveUpdateDataPages(this.handle, mem, packets));
+    this.initOp('KVM_SEV_RECEIVE_UPDATE_DATA', () => this.host.sendReceive.receiveUpdateDataPages(this.handle, mem, packets));
   }
 
   receiveFinish(): void {
-    const ioctl = 'KVM_SEV_RECEIVE_FINISH';
-    this.requireInit(ioctl);
-    this.fwOp(ioctl, () => this.host.sendReceive.receiveFinish(this.handle));
+    this.initOp('KVM_SEV_RECEIVE_FINISH', () => this.host.sendReceive.receiveFinish(this.handle));
   }
 
   launchUpdateData(mem: GuestMemory, gpa: number, len: number): void {
@@ -249,35 +243,25 @@ export class KvmSev {
 
   /** KVM_SEV_LAUNCH_MEASURE; `len` 0 is the length query (-EIO, INVALID_LEN, the length). */
   launchMeasure(len: number): Buffer {
-    const ioctl = 'KVM_SEV_LAUNCH_MEASURE';
-    this.requireInit(ioctl);
-    return this.fwOp(ioctl, () => this.fw.launchMeasure(this.handle, len === 0 ? null : { len }));
+    return this.initOp('KVM_SEV_LAUNCH_MEASURE', () => this.fw.launchMeasure(this.handle, len === 0 ? null : { len }));
   }
 
   launchSecret(hdr: Uint8Array, mem: GuestMemory, gpa: number, trans: Uint8Array): void {
-    const ioctl = 'KVM_SEV_LAUNCH_SECRET';
-    this.requireInit(ioctl);
-    this.fwOp(ioctl, () => this.fw.launchSecret(this.handle, hdr, mem, gpa, trans.length, trans));
+    this.initOp('KVM_SEV_LAUNCH_SECRET', () => this.fw.launchSecret(this.handle, hdr, mem, gpa, trans.length, trans));
   }
 
   launchFinish(): void {
-    const ioctl = 'KVM_SEV_LAUNCH_FINISH';
-    this.requireInit(ioctl);
-    this.fwOp(ioctl, () => this.fw.launchFinish(this.handle));
+    this.initOp('KVM_SEV_LAUNCH_FINISH', () => this.fw.launchFinish(this.handle));
   }
 
   /** KVM_SEV_GET_ATTESTATION_REPORT; `len` 0 is the length query. */
   attestationReport(mnonce: Uint8Array, len: number): Buffer {
-    const ioctl = 'KVM_SEV_GET_ATTESTATION_REPORT';
-    this.requireInit(ioctl);
-    return this.fwOp(ioctl, () => this.fw.attestation(this.handle, mnonce, len === 0 ? null : { len }));
+    return this.initOp('KVM_SEV_GET_ATTESTATION_REPORT', () => this.fw.attestation(this.handle, mnonce, len === 0 ? null : { len }));
   }
 
   /** KVM_SEV_DBG_DECRYPT. */
   dbgDecrypt(mem: GuestMemory, gpa: number, len: number): Buffer {
-    const ioctl = 'KVM_SEV_DBG_DECRYPT';
-    this.requireInit(ioctl);
-    return this.fwOp(ioctl, () => this.fw.dbgDecrypt(this.handle, mem, gpa, len));
+    return this.initOp('KVM_SEV_DBG_DECRYPT', () => this.fw.dbgDecrypt(this.handle, mem, gpa, len));
   }
 
   // ---- SNP (the seed's KVM_SEV_SNP_LAUNCH_START / UPDATE / FINISH) ----

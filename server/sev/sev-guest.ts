@@ -61,15 +61,23 @@ export function kvmFailure(e: unknown, qemuText: (e: KvmError) => string): never
   throw QmpError.generic(qemuText(e));
 }
 
-/** QEMU's words for an ioctl KVM refused before the firmware ran. */
-const ioctlText = (e: KvmError) => `SEV: ${e.ioctl} failed: ret=${e.ret}`;
-
-export function kvm<T>(fn: () => T, qemuText: (e: KvmError) => string = ioctlText): T {
+export function kvm<T>(fn: () => T, qemuText: (e: KvmError) => string = (e) => `SEV: ${e.ioctl} failed: ret=${e.ret}`): T {
   try {
     return fn();
   } catch (e) {
     return kvmFailure(e, qemuText);
   }
+}
+
+/** QEMU's length query: the call without a buffer fails with INVALID_LEN and the length it needs. */
+function queriedLength(query: () => unknown, key: string): number {
+  try {
+    query();
+  } catch (e) {
+    if (isLengthQuery(e)) return (e as KvmError).lengths[key]!;
+    throw e;
+  }
+  return 0;
 }
 
 export class SevGuest {
@@ -201,14 +209,7 @@ export class SevGuest {
 
   private measureWithLengthQuery(): Buffer {
     const vm = this.kvmSev!;
-    let len = 0;
-    try {
-      vm.launchMeasure(0);
-    } catch (e) {
-      if (!isLengthQuery(e)) throw e;
-      len = (e as KvmError).lengths['len']!;
-    }
-    return vm.launchMeasure(len);
+    return vm.launchMeasure(queriedLength(() => vm.launchMeasure(0), 'len'));
   }
 
   private measureKernelHashes(): void {
@@ -248,13 +249,7 @@ export class SevGuest {
    */
   sendStart(target: SendStartInput): { session: Buffer; policy: number } {
     const vm = this.kvmSev!;
-    let len = 0;
-    try {
-      vm.sendStart(target, null);
-    } catch (e) {
-      if (!isLengthQuery(e)) return kvmFailure(e, ioctlText);
-      len = (e as KvmError).lengths['sessionLen']!;
-    }
+    const len = kvm(() => queriedLength(() => vm.sendStart(target, null), 'sessionLen'));
     return kvm(() => vm.sendStart(target, { len }));
   }
 
