@@ -136,6 +136,8 @@ function configJsonSchema(): Record<string, unknown> {
                 },
               },
               allowedOrigins: { type: 'array', items: { type: 'string' } },
+              allowedHosts: { type: 'array', items: { type: 'string', minLength: 1 } },
+              metricsToken: { type: ['string', 'null'], minLength: 1 },
               tls: {
                 anyOf: [
                   { type: 'null' },

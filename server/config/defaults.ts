@@ -29,6 +29,10 @@ export interface WebSocketConfig {
   /** Further tokens with their access (interface §14). */
   tokens: { token: string; access: 'full' | 'read-only' }[];
   allowedOrigins: string[];
+  /** Host names clients may use beside the listen address and `localhost` (DNS rebinding). */
+  allowedHosts: string[];
+  /** A token that opens `/metrics` only; null: the monitor tokens (or none) decide. */
+  metricsToken: string | null;
   /** PEM files for HTTPS/WSS; null serves plain HTTP/WS. */
   tls: { cert: string; key: string } | null;
 }
@@ -78,7 +82,7 @@ export const DEFAULT_CONFIG: SevdConfig = {
   socketMode: 0o600,
   socketGroup: null,
   logLevel: 'info',
-  websocket: { host: '127.0.0.1', port: 4445, token: null, tokens: [], allowedOrigins: [], tls: null },
+  websocket: { host: '127.0.0.1', port: 4445, token: null, tokens: [], allowedOrigins: [], allowedHosts: [], metricsToken: null, tls: null },
   platform: {
     generation: 'milan', apiMajor: 1, apiMinor: 55, build: 21,
     cbitpos: 51, reducedPhysBits: 1, maxGuests: 509, minSevAsid: null, seed: null,

@@ -197,6 +197,8 @@ export class Daemon {
         token: ws.token,
         tokens: ws.tokens,
         allowedOrigins: ws.allowedOrigins,
+        allowedHosts: ws.allowedHosts,
+        metricsToken: ws.metricsToken,
         route: (path) => this.route(path),
         budget: this.host.budget,
         metrics: () => metrics.render(),

@@ -13,6 +13,7 @@ import { p384KeyFromScalar } from './keys.js';
 import { decodeTcb, encodeTcb, tcbAtLeast, type SnpProduct, type Tcb } from '../../abi/snp/tcb.js';
 import { signSnpReport } from '../../abi/snp/report.js';
 import type { Generation } from './emulated-root.js';
+import { LruCache } from '../util/lru.js';
 
 const N = p384.Point.CURVE().n;
 
@@ -46,7 +47,8 @@ const hex = (v: bigint) => v.toString(16).padStart(16, '0');
 
 export class SnpPlatform {
   private state: SnpStatus;
-  private readonly vceks = new Map<bigint, KeyObject>();
+  /** VCEKs by TCB: any TCB can be asked for (the KDS endpoint), so only the latest few are kept. */
+  private readonly vceks = new LruCache<bigint, KeyObject>(16);
 
   constructor(
     readonly product: SnpProduct,

@@ -1,6 +1,11 @@
 /**
- * The human-monitor-command subset (qmp-protocol.md §11): info status, info sev, xp.
+ * The human-monitor-command subset (QEMU's HMP `info status`, `info sev`, `xp`).
  * HMP reports its own errors as text inside a successful reply.
+ *
+ * `xp` is bounded: QEMU formats whatever count it is given, which is harmless when the
+ * output goes to a terminal but lets one QMP client make this long-running host build a
+ * reply of gigabytes (`xp /100000000xg 0`). A dump covers at most XP_MAX_BYTES of guest
+ * memory; past that the command answers an error line and reads nothing.
  */
 import type { Guest } from './guest.js';
 
@@ -43,6 +48,8 @@ function info(t: HmpTarget, item: string): string {
 }
 
 const FORMATS = 'xduoci';
+/** The most guest memory one `xp` may dump (count × unit size): 64 KiB, ~300 KB of text. */
+export const XP_MAX_BYTES = 64 * 1024;
 const SIZES: Record<string, number> = { b: 1, h: 2, w: 4, g: 8 };
 
 function xp(t: HmpTarget, args: string): string {
@@ -68,11 +75,13 @@ function xp(t: HmpTarget, args: string): string {
   } catch {
     return `invalid char in expression: '${addrText}'\n`;
   }
+  const unit = fmt === 'c' ? 1 : size;
+  if (count * unit > XP_MAX_BYTES) return `xp: at most ${XP_MAX_BYTES} bytes can be dumped at once (asked for ${count} units of ${unit})\n`;
   guest.hmpLast = { format: fmt, size };
-  if (fmt === 'c') size = 1;
+  size = unit;
+  const total = count * size;
   const perLine = size === 1 ? 8 : 16;
   let out = '';
-  const total = count * size;
   for (let done = 0; done < total; done += perLine) {
     const lineAddr = addr + BigInt(done);
     out += lineAddr.toString(16).padStart(16, '0') + ':';

@@ -5,6 +5,11 @@
  * twins; every certificate is RSASSA-PSS SHA-384 (salt 48) with AMD's names and, for the
  * VCEK, AMD's extensions in AMD's encoding. X.509 building is @peculiar/x509's job (over
  * node's WebCrypto); the VCEK key itself comes from the firmware, public half only.
+ *
+ * The endpoint needs no token and any client picks the TCB (2^32 and more of them), while
+ * each new VCEK costs ~20 ms of CPU (HKDF, P-384, an RSA-4096 signature): issued VCEKs are
+ * kept in a bounded LRU cache, and new derivations are rate-limited (429 past the limit),
+ * so a flood of fresh TCBs costs a bounded share of one core and no memory growth.
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -17,6 +22,7 @@ import type { FastifyInstance } from 'fastify';
 import type { EmulatedRoot } from '../firmware/emulated-root.js';
 import { encodeTcb, type SnpProduct, type Tcb } from '../../abi/snp/tcb.js';
 import { hwId, vcekExtensions } from '../../abi/snp/vcek.js';
+import { LruCache, RateLimit } from '../util/lru.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 const subtle = webcrypto.subtle;
@@ -46,11 +52,26 @@ export interface KdsChip {
   vcekPublicKey(tcb: bigint): KeyObject;
 }
 
+/** What one KDS client can make the host spend. */
+export interface KdsLimits {
+  /** VCEK certificates kept (LRU). */
+  cacheSize: number;
+  /** New VCEKs issued per second on average, and at once. */
+  newVcekPerSecond: number;
+  newVcekBurst: number;
+}
+
+export const DEFAULT_KDS_LIMITS: KdsLimits = { cacheSize: 256, newVcekPerSecond: 10, newVcekBurst: 20 };
+
 export class Kds {
   private roots?: Promise<{ ark: x509.X509Certificate; ask: x509.X509Certificate; arkKey: CryptoKey; askKey: CryptoKey; crl: Buffer }>;
-  private readonly vceks = new Map<string, Promise<Buffer>>();
+  private readonly vceks: LruCache<string, Promise<Buffer>>;
+  private readonly issuing: RateLimit;
 
-  constructor(private readonly chip: KdsChip) {}
+  constructor(private readonly chip: KdsChip, limits: KdsLimits = DEFAULT_KDS_LIMITS) {
+    this.vceks = new LruCache(limits.cacheSize);
+    this.issuing = new RateLimit(limits.newVcekPerSecond, limits.newVcekBurst);
+  }
 
   private rsa(key: KeyObject, usage: 'sign' | 'verify'): Promise<CryptoKey> {
     const format = usage === 'sign' ? 'pkcs8' : 'spki';
@@ -98,13 +119,18 @@ export class Kds {
     return (await this.chain()).crl;
   }
 
-  /** The VCEK certificate (DER) of this chip at `tcb`: serial 0, 7 years, AMD's extensions. */
-  vcek(tcb: Tcb): Promise<Buffer> {
+  /**
+   * The VCEK certificate (DER) of this chip at `tcb`: serial 0, 7 years, AMD's extensions.
+   * A TCB not in the cache while the issuing rate is spent: `{ retryMs }` instead.
+   */
+  vcek(tcb: Tcb): Promise<Buffer> | { retryMs: number } {
     const { product } = this.chip;
     const value = encodeTcb(product, tcb);
     const key = value.toString(16);
     let cert = this.vceks.get(key);
     if (!cert) {
+      const allowed = this.issuing.take();
+      if (!allowed.ok) return { retryMs: allowed.retryMs };
       cert = (async () => {
         const { ask, askKey } = await this.chain();
         const spki = this.chip.vcekPublicKey(value).export({ format: 'der', type: 'spki' });
@@ -117,6 +143,7 @@ export class Kds {
         });
         return withSerialZero(c.rawData, askKey);
       })();
+      cert.catch(() => this.vceks.delete(key));
       this.vceks.set(key, cert);
     }
     return cert;
@@ -143,7 +170,11 @@ export class Kds {
       const q = req.query as Record<string, string | undefined>;
       const tcb = { bootloader: spl(q, 'blSPL'), tee: spl(q, 'teeSPL'), snp: spl(q, 'snpSPL'), microcode: spl(q, 'ucodeSPL'), fmc: product === 'Turin' ? spl(q, 'fmcSPL') : 0 };
       if (Object.values(tcb).some((v) => v === undefined)) return reply.code(400).type('text/plain').send('blSPL, teeSPL, snpSPL and ucodeSPL (and fmcSPL on Turin) are required, 0-255\n');
-      return reply.type('application/pkix-cert').send(await this.vcek(tcb as Tcb));
+      const cert = this.vcek(tcb as Tcb);
+      if (!(cert instanceof Promise)) {
+        return reply.code(429).header('retry-after', String(Math.ceil(cert.retryMs / 1000))).type('text/plain').send('Too many new VCEKs requested; retry later\n');
+      }
+      return reply.type('application/pkix-cert').send(await cert);
     });
   }
 }

@@ -262,7 +262,9 @@ export class QmpSession {
   private account(req: Request, t0: number, error: unknown): void {
     const seconds = (performance.now() - t0) / 1000;
     const result = error === undefined ? 'ok' : 'error';
-    metrics.command(this.monitor.kind, req.command, result, seconds);
+    // A label per known command only: unknown names are client-chosen and unbounded.
+    const known = this.monitor.dispatcher.lookup(req.command) !== undefined;
+    metrics.command(this.monitor.kind, known ? req.command : 'unknown', result, seconds);
     if (this.monitor.debugLog) this.monitor.log!.debug(
       { reqId: ++requestSeq, monitor: this.monitor.kind, command: req.command, result, ms: Math.round(seconds * 1e6) / 1000, ...(error instanceof QmpError ? { class: error.cls } : {}) },
       'qmp command',

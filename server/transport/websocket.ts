@@ -3,13 +3,19 @@
  * upgrade. `/qmp` is the control monitor, `/qmp/<name>` a guest monitor, `/qga/<name>` a
  * guest agent. Offering subprotocol `binary` gets QEMU's mode (binary frames carrying the
  * raw byte stream); otherwise one JSON message per text frame each way.
+ *
+ * What a browser page on another site could make of this listener is closed here: a
+ * foreign `Origin` is refused, and so is a `Host` that is not one of ours (DNS rebinding:
+ * the attacker's name resolving to 127.0.0.1 makes the browser send `Host: attacker:PORT`
+ * with a matching `Origin`). Nothing a client sends in the request line may throw.
  */
 import type { IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import { isIP } from 'node:net';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Monitor } from '../qmp/monitor.js';
 import { QmpSession } from '../qmp/session.js';
@@ -23,6 +29,14 @@ export interface WebSocketOptions {
   /** Further tokens, each full or read-only (interface §14). */
   tokens?: { token: string; access: 'full' | 'read-only' }[];
   allowedOrigins: string[];
+  /**
+   * Names a client may reach the listener by (the `Host` header's name, port aside), beside
+   * the listen address itself and `localhost`; a wildcard listen address admits every IP
+   * literal (a rebinding attack always arrives with a DNS name).
+   */
+  allowedHosts?: string[];
+  /** A token for `/metrics` alone (a scraper needs no monitor); any monitor token works too. */
+  metricsToken?: string | null;
   /** Finds the monitor for a path, or undefined (404). */
   route(path: string): { monitor: Monitor<any>; agent: boolean } | undefined;
   logger?: FastifyInstance['log'] | false;
@@ -53,6 +67,19 @@ function tokenMatches(expected: string, given: string): boolean {
   return timingSafeEqual(a, b);
 }
 
+/** The token of an `Authorization: Bearer <t>` header, if any. */
+function bearer(headers: IncomingMessage['headers']): string | undefined {
+  const auth = headers['authorization'];
+  return typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
+}
+
+/** Whether `given` matches one of `tokens`, compared with each so the time tells nothing. */
+function presented(given: unknown, tokens: string[]): boolean {
+  let ok = false;
+  if (typeof given === 'string') for (const t of tokens) ok = tokenMatches(t, given) || ok;
+  return ok;
+}
+
 function reject(socket: Duplex, status: number, text: string): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
@@ -72,17 +99,30 @@ export class WebSocketListener {
   private readonly clients = new Set<WebSocket>();
   /** Every accepted token; empty: no token is needed and every client has full access. */
   private readonly credentials: { token: string; readOnly: boolean }[];
+  private readonly hostNames: Set<string>;
 
   constructor(private readonly opts: WebSocketOptions) {
     this.credentials = [
       ...(opts.token !== null ? [{ token: opts.token, readOnly: false }] : []),
       ...(opts.tokens ?? []).map((t) => ({ token: t.token, readOnly: t.access === 'read-only' })),
     ];
+    this.hostNames = new Set([opts.host, 'localhost', ...(opts.allowedHosts ?? [])].map((h) => h.toLowerCase().replace(/^\[(.*)\]$/, '$1')));
     this.app = opts.tls ? (Fastify({ logger: false, routerOptions: { maxParamLength: 256 }, https: { cert: opts.tls.cert, key: opts.tls.key } }) as unknown as FastifyInstance) : Fastify({ logger: false, routerOptions: { maxParamLength: 256 } }); // a KDS hwID is 128 hex digits
+    // The KDS paths and /healthz are public data for anyone by any name; the rest is ours.
+    this.app.addHook('onRequest', async (req, reply) => {
+      if (req.url === '/healthz' || req.url.startsWith('/vcek/')) return;
+      if (!this.hostAllowed(req.headers.host)) {
+        metrics.refusals.inc({ reason: 'host' });
+        return reply.code(403).type('text/plain').send('403 Forbidden: unknown Host\n');
+      }
+    });
     this.app.get('/healthz', async () => ({ status: 'ok' }));
     if (opts.metrics) {
       const render = opts.metrics;
-      this.app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(render()));
+      this.app.get('/metrics', async (req, reply) => {
+        if (!this.metricsAllowed(req)) return reply.code(401).type('text/plain').send('401 Unauthorized\n');
+        return reply.type('text/plain; version=0.0.4').send(render());
+      });
     }
     if (opts.webRoot) this.serveWeb(opts.webRoot);
     opts.routes?.(this.app);
@@ -105,15 +145,29 @@ export class WebSocketListener {
       const body = readFileSync(join(root, file));
       this.app.get(route, async (req, reply) => {
         if (route === '/' && this.credentials.length > 0) {
-          const auth = req.headers['authorization'];
-          const given = (typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined) ?? (req.query as Record<string, unknown>)['token'];
-          let ok = false;
-          if (typeof given === 'string') for (const c of this.credentials) ok = tokenMatches(c.token, given) || ok;
-          if (!ok) return reply.code(401).headers(security).type('text/plain').send('401 Unauthorized: open /?token=<token>\n');
+          const given = bearer(req.headers) ?? (req.query as Record<string, unknown>)['token'];
+          if (!presented(given, this.credentials.map((c) => c.token))) return reply.code(401).headers(security).type('text/plain').send('401 Unauthorized: open /?token=<token>\n');
         }
         return reply.headers(security).type(type).send(body);
       });
     }
+  }
+
+  /** The `Host` header's name (port aside) is one this listener answers to. */
+  private hostAllowed(header: string | undefined): boolean {
+    if (header === undefined) return false;
+    const m = /^(?:\[([^\]]+)\]|([^:]+))(?::\d+)?$/.exec(header.trim());
+    if (!m) return false;
+    const name = (m[1] ?? m[2]!).toLowerCase();
+    if (this.hostNames.has(name)) return true;
+    const wildcard = this.opts.host === '0.0.0.0' || this.opts.host === '::';
+    return wildcard && isIP(name) !== 0;
+  }
+
+  /** /metrics: open when no token is configured; else any monitor token or the metrics token. */
+  private metricsAllowed(req: FastifyRequest): boolean {
+    const tokens = [...this.credentials.map((c) => c.token), ...(this.opts.metricsToken ? [this.opts.metricsToken] : [])];
+    return tokens.length === 0 || presented(bearer(req.headers), tokens);
   }
 
   async listen(): Promise<string> {
@@ -131,17 +185,24 @@ export class WebSocketListener {
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => undefined);
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // A malformed path (bad percent-encoding, an unparsable URL) is the client's error.
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
+    } catch {
+      return reject(socket, 400, 'Bad Request');
+    }
+    if (!this.hostAllowed(req.headers.host)) {
+      metrics.refusals.inc({ reason: 'host' });
+      return reject(socket, 403, 'Forbidden');
+    }
     const offered = (req.headers['sec-websocket-protocol'] ?? '')
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean);
     let readOnly = false;
     if (this.credentials.length > 0) {
-      const auth = req.headers['authorization'];
-      const bearer = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
-      const sub = offered.find((p) => p.startsWith('token.'))?.slice(6);
-      const given = bearer ?? sub;
+      const given = bearer(req.headers) ?? offered.find((p) => p.startsWith('token.'))?.slice(6);
       // Compared with every token, so the time taken does not tell which one matched.
       let match: { readOnly: boolean } | undefined;
       if (given !== undefined) for (const c of this.credentials) if (tokenMatches(c.token, given)) match ??= c;
@@ -150,7 +211,7 @@ export class WebSocketListener {
     }
     const origin = req.headers['origin'];
     if (origin !== undefined && !this.originAllowed(origin, req)) return reject(socket, 403, 'Forbidden');
-    const target = this.opts.route(decodeURIComponent(url.pathname));
+    const target = this.opts.route(path);
     if (!target) return reject(socket, 404, 'Not Found');
     // Whoever talks to the guest agent writes guest memory: never with a read-only token.
     if (readOnly && target.agent) {

@@ -147,7 +147,7 @@ t.test('WebSocket clients reach only the configured directories', async (t) => {
   const qga = await QgaClient.connect(`ws://127.0.0.1:${sevd.wsPort}/qga/g`, { headers: { Authorization: `Bearer ${FULL}` } });
   await qga.close();
   await t.rejects(ws(sevd, '/qmp', 'wrong'), /HTTP 401/, 'an unknown token: 401');
-  const metrics = await (await fetch(`http://127.0.0.1:${sevd.wsPort}/metrics`)).text();
+  const metrics = await (await fetch(`http://127.0.0.1:${sevd.wsPort}/metrics`, { headers: { Authorization: `Bearer ${RO}` } })).text();
   t.match(metrics, /sevd_access_refusals_total\{reason="read-only"\} 9/, '/metrics counts read-only refusals');
   t.match(metrics, /sevd_access_refusals_total\{reason="read-only-agent"\} 1/);
   t.match(metrics, /sevd_access_refusals_total\{reason="path-dumps"\} \d+/);
