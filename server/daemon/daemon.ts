@@ -171,6 +171,7 @@ export class Daemon {
       faults: this.host.faults,
     });
     this.done = new Promise((r) => (this.resolveDone = r));
+    metrics.watchEventLoop();
     metrics.gauge('sevd_connections', 'Open monitor connections, by transport.', () =>
       [...this.host.budget.byTransport].map(([transport, v]) => ({ l: { transport }, v })));
     metrics.gauge('sevd_guests', 'Guests, by run state and SEV state.', () => {

@@ -1,7 +1,13 @@
 /**
  * Prometheus metrics (text exposition format 0.0.4), kept in-process: counters, gauges
- * computed at scrape time, and one latency histogram for QMP commands.
+ * computed at scrape time, one latency histogram for QMP commands, and the event loop's
+ * delay (perf_hooks' monitorEventLoopDelay) as a summary over the time since the previous
+ * scrape — reset at each scrape, as prom-client does — so a scraper (or a benchmark) sees
+ * what a window of load did to the loop every monitor and peer shares.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+
+const LOOP_RESOLUTION_MS = 10;
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
 
 function labels(l: Record<string, string>): string {
@@ -47,6 +53,15 @@ export class Metrics {
   /** Gauges read at scrape time. */
   private readonly gauges: { name: string; help: string; read: () => { l: Record<string, string>; v: number }[] }[] = [];
 
+  private loopDelay?: IntervalHistogram;
+
+  /** Starts sampling the event loop's delay (10 ms resolution); idempotent. */
+  watchEventLoop(): void {
+    if (this.loopDelay) return;
+    this.loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    this.loopDelay.enable();
+  }
+
   gauge(name: string, help: string, read: () => { l: Record<string, string>; v: number }[]): void {
     this.gauges.push({ name, help, read });
   }
@@ -74,6 +89,17 @@ export class Metrics {
     counter('sevd_rejected_connections_total', 'Connections refused by a limit, by reason.', this.rejectedConnections);
     counter('sevd_faults_fired_total', 'Injected faults that fired, by target.', this.faults);
     counter('sevd_access_refusals_total', 'Commands, connections and file names refused by access rules, by reason.', this.refusals);
+    if (this.loopDelay) {
+      const h = this.loopDelay;
+      const name = 'sevd_event_loop_delay_seconds';
+      out.push(`# HELP ${name} Event loop delay since the previous scrape (monitorEventLoopDelay, beyond its 10 ms sampling interval).`, `# TYPE ${name} summary`);
+      // Each sample is the whole interval between two 10 ms timer turns: the delay is what
+      // exceeds the 10 ms. An empty window reports 0 rather than NaN/Infinity.
+      const sec = (ns: number) => (h.count > 0 && Number.isFinite(ns) ? Math.max(0, ns - LOOP_RESOLUTION_MS * 1e6) / 1e9 : 0);
+      for (const q of [0.5, 0.9, 0.99]) out.push(`${name}${labels({ quantile: String(q) })} ${sec(h.percentile(q * 100))}`);
+      out.push(`${name}${labels({ quantile: '1' })} ${sec(h.max)}`, `${name}_count ${h.count}`);
+      h.reset();
+    }
     for (const g of this.gauges) {
       out.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`);
       for (const { l, v } of g.read()) out.push(`${g.name}${labels(l)} ${v}`);

@@ -1,0 +1,131 @@
+/**
+ * A bounded adversarial run against one daemon: random and mutated HTTP request lines and
+ * headers (WebSocket upgrades among them, so random monitor paths too) and HMP command
+ * lines. Afterwards the daemon answers, its memory stayed within a bound, no guest changed
+ * state and no ASID leaked. The seed is printed; `SEVD_FUZZ_SEED=<n>` replays a run.
+ */
+import t from 'tap';
+import { QmpClient } from '../../clients/qmp/client.js';
+import { startSevd, type SevdProcess } from '../helpers/sevd-process.js';
+import { memoryOf, rawHttp } from '../helpers/raw-http.js';
+import { Prng } from '../helpers/prng.js';
+
+const FULL = 'fuzz-full-token';
+const RO = 'fuzz-read-only-token';
+/** What the daemon may hold at most after the run (idle it is ~150 MiB with these guests). */
+const PEAK_RSS_BOUND_MIB = 512;
+
+const rng = Prng.fromEnv();
+t.comment(`fuzz seed ${rng.seed} (SEVD_FUZZ_SEED=${rng.seed} replays it)`);
+
+/** Everything a refused or harmless request must leave as it was. */
+async function snapshot(ctl: QmpClient, sev: QmpClient) {
+  return {
+    guests: await ctl.execute('query-guests'),
+    asids: await ctl.execute('query-asids'),
+    platform: await ctl.execute('sev-platform-status'),
+    measure: await sev.execute('query-sev-launch-measure'),
+    sev: await sev.execute('query-sev'),
+  };
+}
+
+function randomPath(port: number, chip: string): string {
+  const base = rng.pick(['/qmp', '/qmp/sev', '/qmp/plain', '/qga/sev', '/', '/metrics', '/healthz', '/app.js', `/vcek/v1/Milan/${chip}?blSPL=1&teeSPL=0&snpSPL=8&ucodeSPL=${rng.int(300)}`, '/vcek/v1/Milan/cert_chain', '']);
+  switch (Math.max(0, rng.int(10) - 4)) {
+    case 0: return base || '/';
+    case 1: return base + '/' + rng.text(1 + rng.int(40), 'abc%/.-_~\\:@!$&\'()*+,;=09AZ');
+    case 2: return base + '%' + rng.text(rng.int(3), '0123456789ABCDEFGZ%');
+    case 3: return base + rng.bytes(1 + rng.int(16)).toString('latin1').replace(/[\r\n ]/g, '%');
+    case 4: return '/' + 'a'.repeat(rng.int(9000));
+    default: return rng.pick([`http://127.0.0.1:${port}/qmp`, '*', '//qmp', '/qmp?x=%', '/qmp#%', '/..%2f..%2fetc%2fpasswd', '/qmp/%00']);
+  }
+}
+
+function randomRequest(port: number, chip: string): string {
+  const method = rng.pick(['GET', 'GET', 'GET', 'POST', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'G\u0000T', rng.text(1 + rng.int(8), 'ABCXYZ')]);
+  const version = rng.pick(['HTTP/1.1', 'HTTP/1.1', 'HTTP/1.1', 'HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1x', '']);
+  const headers: string[] = [];
+  const maybe = (p: number, line: () => string) => rng.int(100) < p && headers.push(line());
+  maybe(95, () => `Host: ${rng.pick([`127.0.0.1:${port}`, `127.0.0.1:${port}`, `localhost:${port}`, 'evil.example', '', '[::1', `127.0.0.1:${port}, evil`, rng.text(20, 'a.:[]0%')])}`);
+  const upgrade = rng.int(100) < 60;
+  if (upgrade) {
+    headers.push('Connection: Upgrade', `Upgrade: ${rng.pick(['websocket', 'websocket', 'websocket', 'websocket', 'WebSocket', 'h2c', ''])}`);
+    maybe(90, () => `Sec-WebSocket-Key: ${rng.pick(['dGhlIHNhbXBsZSBub25jZQ==', rng.bytes(16).toString('base64'), rng.bytes(16).toString('base64'), rng.text(rng.int(40), 'A=+/')])}`);
+    maybe(95, () => `Sec-WebSocket-Version: ${rng.pick(['13', '13', '13', '13', '13', '8', 'x'])}`);
+    maybe(40, () => `Sec-WebSocket-Protocol: ${rng.pick(['binary', `token.${FULL}`, `token.${RO}`, 'token.', rng.text(30, 'a,. ')])}`);
+    maybe(20, () => `Sec-WebSocket-Extensions: ${rng.pick(['permessage-deflate', 'permessage-deflate; client_max_window_bits=8', rng.text(20, 'a;=,')])}`);
+  }
+  maybe(70, () => `Authorization: ${rng.pick([`Bearer ${FULL}`, `Bearer ${RO}`, 'Bearer ', 'Basic x', `Bearer ${rng.text(40, 'ab')}`])}`);
+  maybe(30, () => `Origin: ${rng.pick([`http://127.0.0.1:${port}`, 'http://evil.example', 'null', rng.text(10, 'a:/')])}`);
+  maybe(15, () => `Content-Length: ${rng.pick(['0', '5', '-1', '99999999999', 'x'])}`);
+  maybe(10, () => 'Transfer-Encoding: chunked');
+  maybe(10, () => `${rng.text(1 + rng.int(10), 'Xx-')}: ${rng.bytes(rng.int(200)).toString('latin1').replace(/[\r\n]/g, ' ')}`);
+  maybe(3, () => `X-Big: ${'b'.repeat(20000)}`);
+  return `${method} ${randomPath(port, chip)} ${version}\r\n${headers.join('\r\n')}${headers.length ? '\r\n' : ''}\r\n${rng.int(20) === 0 ? rng.bytes(rng.int(64)).toString('latin1') : ''}`;
+}
+
+function randomHmp(): string {
+  const word = rng.pick(['xp', 'xp', 'xp', 'info', 'x', 'memsave', 'cont', 'stop', 'quit', '', rng.text(1 + rng.int(8), 'abcxpinfo_-')]);
+  if (word === 'info') return `info ${rng.pick(['status', 'sev', '', 'registers', rng.text(8, 'abc')])}`;
+  const fmt = rng.int(3) === 0 ? '' : `/${rng.pick(['', String(rng.int(20000)), String(rng.int(2 ** 31)), '99999999999999999999999', '-1'])}${rng.text(rng.int(3), 'xduocibhwgzq')}`;
+  const addr = rng.pick(['0', '0x1000', `0x${rng.next().toString(16)}`, '-1', 'garbage', '0xfffffffffffffffffffff', '4096 4096', '', String(rng.int(64 << 20))]);
+  return `${word}${fmt} ${addr}`;
+}
+
+async function pool<T>(items: T[], width: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < items.length) await run(items[next++]!);
+  }));
+}
+
+t.test('a bounded adversarial run leaves the host as it was', async (t) => {
+  const sevd: SevdProcess = await startSevd({
+    platform: { generation: 'milan', seed: 'f022' },
+    websocket: { port: 0, token: FULL, tokens: [{ token: RO, access: 'read-only' }] },
+    guests: [
+      { name: 'sev', memory: '64M', paused: true, 'sev-guest': { policy: 1 } },
+      { name: 'plain', memory: '16M', paused: true },
+    ],
+  });
+  t.teardown(() => sevd.stop());
+  const port = sevd.wsPort!;
+  const ctl = await QmpClient.connect(sevd.controlPath);
+  const sev = await QmpClient.connect(sevd.guestQmp('sev'));
+  t.teardown(async () => { await ctl.close(); await sev.close(); });
+  const chip = (await ctl.execute('sev-snp-platform-status') as { 'chip-id': string })['chip-id'];
+  const before = await snapshot(ctl, sev);
+
+  // HTTP request lines and headers, WebSocket upgrades and monitor paths among them.
+  const statuses: Record<string, number> = {};
+  await pool(Array.from({ length: 400 }, () => randomRequest(port, chip)), 8, async (req) => {
+    const r = await rawHttp(port, req, 1500).then((x) => String(x.status), () => 'closed');
+    statuses[r] = (statuses[r] ?? 0) + 1;
+  });
+  t.comment(`HTTP answers: ${JSON.stringify(statuses)}`);
+  t.equal(sevd.proc.exitCode, null, '400 hostile HTTP requests: the daemon runs');
+  t.notOk(statuses['500'], 'no request made the server fail (500)');
+
+  // HMP command lines, on the guest monitor with full access.
+  let hmpErrors = 0;
+  const lines = Array.from({ length: 600 }, randomHmp);
+  for (const line of lines) {
+    try {
+      const out = await sev.execute('human-monitor-command', { 'command-line': line });
+      if (typeof out !== 'string') t.fail(`HMP ${JSON.stringify(line)} answered ${JSON.stringify(out)}`);
+      else if (out.length > 400 * 1024) t.fail(`HMP ${JSON.stringify(line)}: ${out.length} bytes`);
+    } catch (e) {
+      hmpErrors++;
+      if (/internal error/.test(String(e))) t.fail(`HMP ${JSON.stringify(line)}: ${String(e)}`);
+    }
+  }
+  t.comment(`HMP: ${lines.length} lines, ${hmpErrors} QMP errors`);
+  t.equal(sevd.proc.exitCode, null, '600 hostile HMP lines: the daemon runs');
+
+  t.same(await snapshot(ctl, sev), before, 'no guest changed state, no ASID leaked, the platform is as it was');
+  const mem = memoryOf(sevd.proc.pid!);
+  t.ok(mem.peakMiB < PEAK_RSS_BOUND_MIB, `peak RSS ${mem.peakMiB.toFixed(0)} MiB (bound ${PEAK_RSS_BOUND_MIB})`);
+  const fresh = await QmpClient.connect(`ws://127.0.0.1:${port}/qmp`, { headers: { Authorization: `Bearer ${FULL}` } });
+  t.ok(Array.isArray(await fresh.execute('query-guests')), 'a new WebSocket client is served');
+  await fresh.close();
+});
