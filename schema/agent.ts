@@ -2,15 +2,15 @@
 import type { Expr } from './defs.js';
 
 export const agentSchema: readonly Expr[] = [
-  { command: 'guest-ping', monitors: ['agent'] },
+  { command: 'guest-ping', readOnly: true, monitors: ['agent'] },
   { struct: 'GuestAgentCommandInfo', data: { name: 'str', enabled: 'bool', 'success-response': 'bool' } },
   { struct: 'GuestAgentInfo', data: { version: 'str', supported_commands: ['GuestAgentCommandInfo'] } },
-  { command: 'guest-info', returns: 'GuestAgentInfo', monitors: ['agent'] },
+  { command: 'guest-info', readOnly: true, returns: 'GuestAgentInfo', monitors: ['agent'] },
   { struct: 'GuestMemoryData', data: { data: 'str' } },
-  { command: 'guest-memory-read', data: { gpa: 'uint64', size: 'uint32' }, returns: 'GuestMemoryData', monitors: ['agent'] },
+  { command: 'guest-memory-read', readOnly: true, data: { gpa: 'uint64', size: 'uint32' }, returns: 'GuestMemoryData', monitors: ['agent'] },
   { command: 'guest-memory-write', data: { gpa: 'uint64', data: 'str' }, monitors: ['agent'] },
   { struct: 'GuestSevFeatures', data: { sev: 'bool', 'sev-es': 'bool', 'sev-snp': 'bool', 'sev-features': 'uint64' } },
-  { command: 'guest-sev-features', returns: 'GuestSevFeatures', monitors: ['agent'] },
+  { command: 'guest-sev-features', readOnly: true, returns: 'GuestSevFeatures', monitors: ['agent'] },
   { struct: 'GuestSnpCert', data: { guid: 'str', data: 'str' } },
   { struct: 'GuestSnpReport', data: { report: 'str', '*certs': ['GuestSnpCert'] } },
   { command: 'guest-snp-report', data: { '*report-data': 'str', '*vmpl': 'uint8', '*extended': 'bool' }, returns: 'GuestSnpReport', monitors: ['agent'] },

@@ -65,13 +65,13 @@ export const controlSchema: readonly Expr[] = [
     enum: 'SevState',
     data: ['uninit', 'launch-update', 'launch-secret', 'running', 'send-update', 'receive-update'],
   },
-  { command: 'query-guests', returns: ['GuestInfo'], monitors: ['control'] },
+  { command: 'query-guests', readOnly: true, returns: ['GuestInfo'], monitors: ['control'] },
   // The operator view's memory picture (interface §12).
   { enum: 'GuestPageKind', data: ['private', 'shared', 'vmsa', 'untouched'] },
   { struct: 'GuestMemoryRun', data: { gpa: 'uint64', pages: 'uint64', kind: 'GuestPageKind' } },
-  { command: 'query-guest-memory', data: { name: 'str', '*gpa': 'uint64', '*size': 'uint64' }, returns: ['GuestMemoryRun'], monitors: ['control'] },
+  { command: 'query-guest-memory', readOnly: true, data: { name: 'str', '*gpa': 'uint64', '*size': 'uint64' }, returns: ['GuestMemoryRun'], monitors: ['control'] },
   // sevd's extension: the emulated host's ASIDs (CPUID 0x8000001F) and who holds them.
   { struct: 'GuestAsid', data: { name: 'str', asid: 'int' } },
   { struct: 'AsidInfo', data: { 'max-asid': 'int', 'min-sev-asid': 'int', 'in-use': ['GuestAsid'], free: 'int' } },
-  { command: 'query-asids', returns: 'AsidInfo', monitors: ['control'] },
+  { command: 'query-asids', readOnly: true, returns: 'AsidInfo', monitors: ['control'] },
 ];

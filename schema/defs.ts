@@ -54,6 +54,12 @@ export interface CommandExpr extends Versioned {
   returns?: TypeRef;
   'allow-oob'?: boolean;
   monitors: readonly Monitor[];
+  /**
+   * sevd's, not QAPI's: the command changes nothing (run state, guest memory, files, keys,
+   * firmware, faults, migration), so a read-only credential may run it. Absent: it changes
+   * state and is refused to read-only credentials (fail closed).
+   */
+  readOnly?: true;
 }
 export interface EventExpr extends Versioned {
   event: string;

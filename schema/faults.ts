@@ -28,7 +28,7 @@ export const faultSchema: readonly Expr[] = [
     discriminator: 'target',
     data: { firmware: 'FirmwareFault', migration: 'MigrationFault', monitor: 'MonitorFault' },
   },
-  { command: 'query-faults', returns: ['FaultInfo'], monitors: ['control'] },
+  { command: 'query-faults', readOnly: true, returns: ['FaultInfo'], monitors: ['control'] },
   { command: 'clear-faults', data: { '*id': 'int' }, monitors: ['control'] },
   { event: 'SEVD_FAULT', data: { id: 'int', target: 'FaultTarget', detail: 'str' }, monitors: ['control'] },
 ];

@@ -2,7 +2,7 @@
 import type { Expr } from './defs.js';
 
 export const introspectSchema: readonly Expr[] = [
-  { command: 'query-qmp-schema', returns: ['SchemaInfo'], monitors: ['control', 'guest'] },
+  { command: 'query-qmp-schema', readOnly: true, returns: ['SchemaInfo'], monitors: ['control', 'guest'] },
   { enum: 'SchemaMetaType', data: ['builtin', 'enum', 'array', 'object', 'alternate', 'command', 'event'] },
   {
     union: 'SchemaInfo',

@@ -53,11 +53,11 @@ export const migrationSchema: readonly Expr[] = [
   { enum: 'MultiFDCompression', data: ['none', 'zlib', 'zstd'] },
   { struct: 'MigrationCapabilityStatus', data: { capability: 'MigrationCapability', state: 'bool' } },
   { command: 'migrate-set-capabilities', data: { capabilities: ['MigrationCapabilityStatus'] }, monitors: ['guest'] },
-  { command: 'query-migrate-capabilities', returns: ['MigrationCapabilityStatus'], monitors: ['guest'] },
+  { command: 'query-migrate-capabilities', readOnly: true, returns: ['MigrationCapabilityStatus'], monitors: ['guest'] },
   { struct: 'MigrationParameters', data: params('str', 'str') },
   { struct: 'MigrateSetParameters', data: params('StrOrNull', 'StrOrNull') },
   { command: 'migrate-set-parameters', data: 'MigrateSetParameters', boxed: true, monitors: ['guest'] },
-  { command: 'query-migrate-parameters', returns: 'MigrationParameters', monitors: ['guest'] },
+  { command: 'query-migrate-parameters', readOnly: true, returns: 'MigrationParameters', monitors: ['guest'] },
   {
     struct: 'MigrationStats',
     data: {
@@ -73,7 +73,7 @@ export const migrationSchema: readonly Expr[] = [
       '*downtime': 'int', '*setup-time': 'int', '*error-desc': 'str', '*blocked-reasons': ['str'],
     },
   },
-  { command: 'query-migrate', returns: 'MigrationInfo', monitors: ['guest'] },
+  { command: 'query-migrate', readOnly: true, returns: 'MigrationInfo', monitors: ['guest'] },
   { command: 'migrate', data: { uri: 'str', '*blk': 'bool', '*inc': 'bool', '*detach': 'bool', '*resume': 'bool' }, before: '9.0.0', monitors: ['guest'] },
   { command: 'migrate', data: { '*uri': 'str', '*blk': 'bool', '*inc': 'bool', '*detach': 'bool', '*resume': 'bool' }, since: '9.0.0', monitors: ['guest'] },
   { command: 'migrate-incoming', data: { '*uri': 'str' }, monitors: ['guest'] },

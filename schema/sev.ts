@@ -20,9 +20,9 @@ export const sevSchema: readonly Expr[] = [
   },
   { struct: 'SevGuestInfo', since: '9.1.0', data: { policy: 'uint32', handle: 'uint32' } },
   { struct: 'SevSnpGuestInfo', since: '9.1.0', data: { 'snp-policy': 'uint64' } },
-  { command: 'query-sev', returns: 'SevInfo', monitors: ['guest'] },
+  { command: 'query-sev', readOnly: true, returns: 'SevInfo', monitors: ['guest'] },
   { struct: 'SevLaunchMeasureInfo', data: { data: 'str' } },
-  { command: 'query-sev-launch-measure', returns: 'SevLaunchMeasureInfo', monitors: ['guest'] },
+  { command: 'query-sev-launch-measure', readOnly: true, returns: 'SevLaunchMeasureInfo', monitors: ['guest'] },
   {
     command: 'sev-inject-launch-secret',
     since: '6.0.0',
@@ -36,7 +36,8 @@ export const sevSchema: readonly Expr[] = [
     data: { mnonce: 'str' },
     returns: 'SevAttestationReport',
     monitors: ['guest'],
+    readOnly: true,
   },
   { struct: 'GuestSecretInfo', data: { guid: 'str', data: 'str' } },
-  { command: 'guest-get-secrets', returns: ['GuestSecretInfo'], monitors: ['agent'] },
+  { command: 'guest-get-secrets', readOnly: true, returns: ['GuestSecretInfo'], monitors: ['agent'] },
 ];

@@ -9,6 +9,10 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
 
 export const MSG_HDR_SIZE = 0x60;
 export const MsgType = { KEY_REQ: 3, KEY_RSP: 4, REPORT_REQ: 5, REPORT_RSP: 6 } as const;
+/** snp_report_req's size: REPORT_DATA, VMPL, key select, reserved to 0x60. */
+export const REPORT_REQ_SIZE = 96;
+/** snp_derived_key_req's size. */
+export const KEY_REQ_SIZE = 32;
 
 export interface GuestMessage {
   seqno: bigint;
@@ -67,14 +71,16 @@ export function openGuestMessage(vmpck: Uint8Array, raw: Uint8Array): GuestMessa
 
 /** MSG_REPORT_REQ: user data (REPORT_DATA), VMPL, key select (0 as loaded, 1 VCEK, 2 VLEK). */
 export function encodeReportRequest(r: { reportData: Uint8Array; vmpl: number; keySelect: number }): Buffer {
-  const b = Buffer.alloc(96);
+  const b = Buffer.alloc(REPORT_REQ_SIZE);
   Buffer.from(r.reportData).copy(b, 0, 0, 64);
   b.writeUInt32LE(r.vmpl, 64);
   b.writeUInt32LE(r.keySelect & 3, 68);
   return b;
 }
 
+/** Throws a RangeError on a payload shorter than the structure (the firmware's INVALID_PARAM). */
 export function decodeReportRequest(b: Buffer): { reportData: Buffer; vmpl: number; keySelect: number } {
+  if (b.length < REPORT_REQ_SIZE) throw new RangeError(`MSG_REPORT_REQ is ${REPORT_REQ_SIZE} bytes, got ${b.length}`);
   return { reportData: b.subarray(0, 64), vmpl: b.readUInt32LE(64), keySelect: b.readUInt32LE(68) & 3 };
 }
 
@@ -103,7 +109,7 @@ export interface KeyRequest {
 }
 
 export function encodeKeyRequest(k: KeyRequest): Buffer {
-  const b = Buffer.alloc(32);
+  const b = Buffer.alloc(KEY_REQ_SIZE);
   b.writeUInt32LE(k.rootKeySelect, 0);
   b.writeBigUInt64LE(k.guestFieldSelect, 8);
   b.writeUInt32LE(k.vmpl, 16);
@@ -112,7 +118,9 @@ export function encodeKeyRequest(k: KeyRequest): Buffer {
   return b;
 }
 
+/** Throws a RangeError on a payload shorter than the structure (the firmware's INVALID_PARAM). */
 export function decodeKeyRequest(b: Buffer): KeyRequest {
+  if (b.length < KEY_REQ_SIZE) throw new RangeError(`MSG_KEY_REQ is ${KEY_REQ_SIZE} bytes, got ${b.length}`);
   return { rootKeySelect: b.readUInt32LE(0) & 1, guestFieldSelect: b.readBigUInt64LE(8), vmpl: b.readUInt32LE(16), guestSvn: b.readUInt32LE(20), tcbVersion: b.readBigUInt64LE(24) };
 }
 

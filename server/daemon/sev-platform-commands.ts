@@ -78,7 +78,7 @@ export function sevPlatformHandlers<C extends SevHostContext>(): Record<string, 
       const tcb = (v: bigint) => ({ ...decodeTcb(s.product, v) }) as Record<string, number>;
       return {
         'api-major': st.apiMajor, 'api-minor': st.apiMinor, 'build-id': st.build, state: 'init', 'rmp-initialized': true,
-        'guest-count': 0, 'chip-id': sev.getId().toString('hex'), 'mask-chip-id': s.maskChipId, 'mask-chip-key': s.maskChipKey,
+        'guest-count': s.guestCount, 'chip-id': sev.getId().toString('hex'), 'mask-chip-id': s.maskChipId, 'mask-chip-key': s.maskChipKey,
         'current-tcb': tcb(s.current), 'reported-tcb': tcb(s.reported), 'committed-tcb': tcb(s.committed),
       };
     },

@@ -40,6 +40,8 @@ export interface RCommand {
   noArgs: boolean;
   returns?: RType;
   allowOob: boolean;
+  /** The schema's `readOnly`: changes nothing (what a read-only credential may run). */
+  readOnly: boolean;
   features: readonly string[];
 }
 
@@ -94,6 +96,7 @@ export class CompiledSchema {
       noArgs: e.data === undefined,
       ...(e.returns !== undefined ? { returns: this.resolveRef(e.returns) } : {}),
       allowOob: e['allow-oob'] === true,
+      readOnly: e.readOnly === true,
       features: e.features ?? [],
     };
   }

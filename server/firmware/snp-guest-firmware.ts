@@ -18,7 +18,7 @@ import { encodeSecretsPage, SECRETS_VERSION } from '../../abi/snp/secrets.js';
 import { checkIdAuth, decodeIdBlock, ID_AUTH_SIZE, ID_BLOCK_SIZE } from '../../abi/snp/id-block.js';
 import { encodeSnpReportBody } from '../../abi/snp/report.js';
 import {
-  decodeKeyRequest, decodeReportRequest, encodeKeyResponse, encodeReportResponse, MsgType, openGuestMessage, peekGuestMessage, sealGuestMessage,
+  decodeKeyRequest, decodeReportRequest, encodeKeyResponse, encodeReportResponse, MsgType, openGuestMessage, peekGuestMessage, sealGuestMessage, type KeyRequest,
 } from '../../abi/snp/guest-msg.js';
 import { HOST_SIGNATURE, signatureFms } from '../../abi/vmsa.js';
 import { checkCpuidPage } from './snp-cpuid-check.js';
@@ -112,6 +112,7 @@ export class SnpGuestFirmware {
       launchTcb: this.snp.status().current, vcekDisabled: false,
     });
     this.platform.contextCreated();
+    this.snp.guestCreated();
     return handle;
   }
 
@@ -192,7 +193,8 @@ export class SnpGuestFirmware {
   /**
    * SNP_GUEST_REQUEST: decrypts the guest's message with the VMPCK it names, refuses a
    * replayed or skipped sequence number, answers with the response sealed under the same
-   * VMPCK and the next number.
+   * VMPCK and the next number. A request that cannot be decoded (unknown type, payload
+   * shorter than its structure) is INVALID_PARAM and, like any refusal, uses nothing up.
    */
   guestRequest(handle: number, request: Buffer): Buffer {
     const cmd = 'SNP_GUEST_REQUEST';
@@ -206,31 +208,26 @@ export class SnpGuestFirmware {
     if (h.vmpck > 3) fail(cmd, FwStatus.INVALID_PARAM);
     const key = c.vmpcks[h.vmpck]!;
     if (h.seqno !== c.seq[h.vmpck]! + 1n) fail(cmd, FwStatus.INVALID_PARAM);
-    let msg;
+    let req: ReturnType<typeof decodeRequest>;
     try {
-      msg = openGuestMessage(key, request);
+      req = decodeRequest(openGuestMessage(key, request));
     } catch {
       return fail(cmd, FwStatus.INVALID_PARAM);
     }
-    // The pair (request n, response n+1) is used up.
+    const type = req.report ? MsgType.REPORT_RSP : MsgType.KEY_RSP;
+    const payload = req.report ? this.report(c, req.report, h.vmpck) : this.derivedKey(c, req.key!, h.vmpck);
+    // Answered (even with a status in the response): the pair (request n, response n+1) is used up.
     c.seq[h.vmpck] = h.seqno + 1n;
-    let type: number;
-    let payload: Buffer;
-    if (msg.type === MsgType.REPORT_REQ) {
-      type = MsgType.REPORT_RSP;
-      payload = this.report(c, decodeReportRequest(msg.payload));
-    } else if (msg.type === MsgType.KEY_REQ) {
-      type = MsgType.KEY_RSP;
-      payload = this.derivedKey(c, decodeKeyRequest(msg.payload), h.vmpck);
-    } else {
-      return fail(cmd, FwStatus.INVALID_PARAM);
-    }
     return sealGuestMessage(key, { seqno: h.seqno + 1n, type, version: 1, vmpck: h.vmpck, payload });
   }
 
-  /** MSG_REPORT_REQ: report version 3 signed with the VCEK of the reported TCB. */
-  private report(c: SnpContext, r: { reportData: Buffer; vmpl: number; keySelect: number }): Buffer {
-    if (r.vmpl > 3) return encodeReportResponse(FwStatus.INVALID_PARAM, null);
+  /**
+   * MSG_REPORT_REQ: report version 3 signed with the VCEK of the reported TCB. The VMPL
+   * asked for may not be more privileged (lower) than the requesting VMPCK's (SNP ABI,
+   * MSG_REPORT_REQ), as for MSG_KEY_REQ: VMPCK3 cannot vouch for VMPL 0.
+   */
+  private report(c: SnpContext, r: { reportData: Buffer; vmpl: number; keySelect: number }, vmpck: number): Buffer {
+    if (r.vmpl < vmpck || r.vmpl > 3) return encodeReportResponse(FwStatus.INVALID_PARAM, null);
     // No VLEK is loaded: a report with key select VLEK, or for a guest launched with the VCEK disabled, cannot be signed.
     if (r.keySelect === 2 || c.vcekDisabled) return encodeReportResponse(FwStatus.INVALID_KEY, null);
     const st = this.snp.status();
@@ -253,7 +250,7 @@ export class SnpGuestFirmware {
    * the current one, or this guest's VMRK) mixed with the VMPL and the selected guest
    * fields: equal inputs on the same chip give the same key.
    */
-  private derivedKey(c: SnpContext, k: ReturnType<typeof decodeKeyRequest>, vmpck: number): Buffer {
+  private derivedKey(c: SnpContext, k: KeyRequest, vmpck: number): Buffer {
     if (k.vmpl < vmpck || k.vmpl > 3 || k.guestSvn > c.guestSvn) return encodeKeyResponse(FwStatus.INVALID_PARAM, null);
     const st = this.snp.status();
     const tcb = k.guestFieldSelect & (1n << 5n) ? k.tcbVersion : st.current;
@@ -287,7 +284,15 @@ export class SnpGuestFirmware {
     if (c.asid !== null) this.mc.removeKey(c.asid);
     this.contexts.delete(handle);
     this.platform.contextRemoved();
+    this.snp.guestRemoved();
   }
+}
+
+/** A request's payload decoded by its type; throws on an unknown type or a short payload. */
+function decodeRequest(msg: { type: number; payload: Buffer }): { report?: ReturnType<typeof decodeReportRequest>; key?: KeyRequest } {
+  if (msg.type === MsgType.REPORT_REQ) return { report: decodeReportRequest(msg.payload) };
+  if (msg.type === MsgType.KEY_REQ) return { key: decodeKeyRequest(msg.payload) };
+  throw new RangeError(`unknown SNP guest message type ${msg.type}`);
 }
 
 function newVek(): Buffer {

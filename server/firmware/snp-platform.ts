@@ -35,7 +35,8 @@ export interface SnpInitial {
   maskChipKey: boolean;
 }
 
-export interface SnpStatus {
+/** What persists of the SNP platform: TCBs and masks. */
+interface SnpState {
   current: bigint;
   reported: bigint;
   committed: bigint;
@@ -43,10 +44,17 @@ export interface SnpStatus {
   maskChipKey: boolean;
 }
 
+/** SNP_PLATFORM_STATUS: the persistent state and GUEST_COUNT, the number of valid SNP guests. */
+export interface SnpStatus extends SnpState {
+  guestCount: number;
+}
+
 const hex = (v: bigint) => v.toString(16).padStart(16, '0');
 
 export class SnpPlatform {
-  private state: SnpStatus;
+  private state: SnpState;
+  /** SNP guests from SNP_LAUNCH_START to SNP_DECOMMISSION (not persisted: no guest outlives the process). */
+  private guests = 0;
   /** VCEKs by TCB: any TCB can be asked for (the KDS endpoint), so only the latest few are kept. */
   private readonly vceks = new LruCache<bigint, KeyObject>(16);
 
@@ -79,7 +87,7 @@ export class SnpPlatform {
     return { currentTcb: hex(s.current), reportedTcb: hex(s.reported), committedTcb: hex(s.committed), maskChipId: s.maskChipId, maskChipKey: s.maskChipKey };
   }
 
-  private commit(next: SnpStatus): void {
+  private commit(next: SnpState): void {
     const before = this.state;
     this.state = next;
     try {
@@ -91,7 +99,17 @@ export class SnpPlatform {
   }
 
   status(): SnpStatus {
-    return { ...this.state };
+    return { ...this.state, guestCount: this.guests };
+  }
+
+  /** The guest side of the firmware: SNP_LAUNCH_START made a guest valid. */
+  guestCreated(): void {
+    this.guests++;
+  }
+
+  /** SNP_DECOMMISSION: the guest is gone. */
+  guestRemoved(): void {
+    this.guests = Math.max(0, this.guests - 1);
   }
 
   /** SNP_CONFIG: the reported TCB may not exceed the current one. */

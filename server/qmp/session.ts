@@ -277,7 +277,7 @@ export class QmpSession {
     const cmd = negotiating && req.command !== 'qmp_capabilities' ? undefined : dispatcher.lookup(req.command);
     if (!cmd) throw negotiating ? Errors.expectingNegotiation() : Errors.commandNotFound(req.command);
     if (req.oob && !cmd.allowOob) throw Errors.noOob(req.command);
-    if (this.access.readOnly && !readOnlyAllows(req.command, req.arguments)) {
+    if (this.access.readOnly && !readOnlyAllows(cmd, req.arguments)) {
       metrics.refusals.inc({ reason: 'read-only' });
       throw Errors.readOnly(req.command);
     }

@@ -20,7 +20,7 @@ import { decodeTcb } from '../../abi/snp/tcb.js';
 import { encodeSnpPublicKey } from '../../abi/snp/id-block.js';
 import { encodeCertTable, CERT_GUID } from '../../abi/snp/cert-table.js';
 import { decodeCpuidPage } from '../../abi/snp/cpuid.js';
-import { gcm } from '@noble/ciphers/aes.js';
+import { MSG, openSnpMessage, readVmpcks, reportRequest, reportResponse, sealSnpMessage } from '../helpers/snp-message.js';
 import { parseSevMetadata, SectionType } from '../../abi/snp/ovmf-metadata.js';
 import { parseOvmfTable, type OvmfEntry } from '../../abi/ovmf-table.js';
 
@@ -183,38 +183,20 @@ t.test('the CPUID page: the guest reads its model; guest-sealed messages: replay
   t.equal(functions.find((f) => f.eaxIn === 1)!.eax, 0xa00f11, 'CPUID(1).EAX: EPYC-Milan');
   t.equal(functions.find((f) => f.eaxIn === 0x8000001f)!.ebx & 0x3f, 51, 'the C-bit position');
 
-  // Guest code sealing its own messages (Linux's snp_guest_msg, written here with @noble's
-  // AES-GCM): the firmware answers request n with n+1 and refuses a replayed or skipped number.
-  const secrets = parseSevMetadata(image, (parseOvmfTable(image) as { entries: OvmfEntry[] }).entries).find((s) => s.type === SectionType.SNP_SECRETS)!;
+  // Guest code sealing its own messages (test/helpers/snp-message.ts): the firmware answers
+  // request n with n+1 and refuses a replayed or skipped number.
   const a2 = await agent(sevd, 'milan');
-  const secretsPage = Buffer.from((await a2.execute('guest-memory-read', { gpa: secrets.gpa, size: 4096 })).return.data, 'base64');
-  const vmpck0 = secretsPage.subarray(32, 64);
+  const [vmpck0] = await readVmpcks(a2, OVMF);
   const reportData = randomBytes(64);
-  const seal = (seqno: bigint) => {
-    const payload = Buffer.alloc(96);
-    reportData.copy(payload);
-    const h = Buffer.alloc(96);
-    h.writeBigUInt64LE(seqno, 32);
-    h[48] = 1; // AES-256-GCM
-    h[49] = 1;
-    h.writeUInt16LE(96, 50);
-    h[52] = 5; // MSG_REPORT_REQ
-    h[53] = 1;
-    h.writeUInt16LE(payload.length, 54);
-    const iv = Buffer.alloc(12);
-    iv.writeBigUInt64LE(seqno);
-    const out = gcm(vmpck0, iv, h.subarray(48)).encrypt(payload);
-    Buffer.from(out.subarray(out.length - 16)).copy(h, 0);
-    return Buffer.concat([h, out.subarray(0, out.length - 16)]).toString('base64');
-  };
+  const seal = (seqno: bigint) => sealSnpMessage(vmpck0!, { seqno, type: MSG.REPORT_REQ, vmpck: 0, payload: reportRequest(reportData, 0) });
   const message = async (seqno: bigint) => a2.execute('guest-snp-message', { request: seal(seqno) });
-  const first = Buffer.from((await message(1n)).return.response, 'base64');
-  t.equal(first.readBigUInt64LE(32), 2n, 'the response takes the next sequence number');
-  t.equal(first[52], 6, 'MSG_REPORT_RSP');
-  const plain = Buffer.from(gcm(vmpck0, Buffer.concat([first.subarray(32, 40), Buffer.alloc(4)]), first.subarray(48, 96))
-    .decrypt(Buffer.concat([first.subarray(96, 96 + first.readUInt16LE(54)), first.subarray(0, 16)])));
-  t.equal(plain.readUInt32LE(0), 0, 'status 0');
-  t.ok(decodeSnpReport(plain.subarray(32, 32 + plain.readUInt32LE(4))).reportData.equals(reportData), 'a report for our REPORT_DATA');
+  const first = (await message(1n)).return.response;
+  const opened = openSnpMessage(vmpck0!, first);
+  t.equal(opened.seqno, 2n, 'the response takes the next sequence number');
+  t.equal(opened.type, MSG.REPORT_RSP, 'MSG_REPORT_RSP');
+  const rsp = reportResponse(opened.payload);
+  t.equal(rsp.status, 0, 'status 0');
+  t.ok(decodeSnpReport(rsp.report).reportData.equals(reportData), 'a report for our REPORT_DATA');
   t.match((await message(1n)).error, { class: 'GenericError', desc: 'SEV: SNP_GUEST_REQUEST failed: fw_err=22 (Invalid parameter)' }, 'a replayed sequence number is refused');
   t.match((await message(5n)).error, { desc: /fw_err=22/ }, 'a skipped one too');
   t.equal(Buffer.from((await message(3n)).return.response, 'base64').readBigUInt64LE(32), 4n, 'the next one in order is answered');
