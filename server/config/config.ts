@@ -178,6 +178,9 @@ function configJsonSchema(): Record<string, unknown> {
           maxConnections: { type: 'integer', minimum: 1 },
           maxConnectionsPerMonitor: { type: 'integer', minimum: 1 },
           negotiationTimeoutMs: { type: 'integer', minimum: 0 },
+          kdsVcekCache: { type: 'integer', minimum: 1, maximum: 1000000 },
+          kdsNewVcekPerSecond: { type: 'number', exclusiveMinimum: 0 },
+          kdsNewVcekBurst: { type: 'integer', minimum: 1 },
         },
       },
       paths: {

@@ -44,6 +44,10 @@ export interface LimitsConfig {
   maxConnections: number;
   maxConnectionsPerMonitor: number;
   negotiationTimeoutMs: number;
+  /** The KDS endpoint: VCEK certificates kept (LRU), new ones issued per second and at once. */
+  kdsVcekCache: number;
+  kdsNewVcekPerSecond: number;
+  kdsNewVcekBurst: number;
 }
 
 /** Which files monitor clients may name (interface §14). null: under the state directory. */
@@ -91,6 +95,7 @@ export const DEFAULT_CONFIG: SevdConfig = {
   limits: {
     maxPendingCommands: 64, maxConsecutiveErrors: 2000, maxMessageBytes: 64 * 1024 * 1024,
     maxConnections: 4096, maxConnectionsPerMonitor: 256, negotiationTimeoutMs: 60000,
+    kdsVcekCache: 256, kdsNewVcekPerSecond: 10, kdsNewVcekBurst: 20,
   },
   paths: { images: ['/usr/share/OVMF', '/usr/share/qemu'], inputs: [], dumps: null, migration: null, confine: 'websocket' },
   user: null,

@@ -152,7 +152,10 @@ export class Daemon {
     this.registry = new GuestRegistry(this.host);
     const snp = platform.snp;
     this.kds = snp
-      ? new Kds({ product: snp.product, root: platform.emulatedRoot, chipId: () => platform.getId({ len: 64 }), vcekPublicKey: (tcb) => snp.vcekPublicKey(tcb) })
+      ? new Kds(
+          { product: snp.product, root: platform.emulatedRoot, chipId: () => platform.getId({ len: 64 }), vcekPublicKey: (tcb) => snp.vcekPublicKey(tcb) },
+          { cacheSize: config.limits.kdsVcekCache, newVcekPerSecond: config.limits.kdsNewVcekPerSecond, newVcekBurst: config.limits.kdsNewVcekBurst },
+        )
       : null;
     this.controlPath = join(config.runDir, 'sevd.qmp');
     this.control = new Monitor({

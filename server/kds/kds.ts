@@ -52,7 +52,7 @@ export interface KdsChip {
   vcekPublicKey(tcb: bigint): KeyObject;
 }
 
-/** What one KDS client can make the host spend. */
+/** What KDS clients can make the host spend (config `limits.kdsVcekCache`, `kdsNewVcek*`). */
 export interface KdsLimits {
   /** VCEK certificates kept (LRU). */
   cacheSize: number;
@@ -61,14 +61,12 @@ export interface KdsLimits {
   newVcekBurst: number;
 }
 
-export const DEFAULT_KDS_LIMITS: KdsLimits = { cacheSize: 256, newVcekPerSecond: 10, newVcekBurst: 20 };
-
 export class Kds {
   private roots?: Promise<{ ark: x509.X509Certificate; ask: x509.X509Certificate; arkKey: CryptoKey; askKey: CryptoKey; crl: Buffer }>;
   private readonly vceks: LruCache<string, Promise<Buffer>>;
   private readonly issuing: RateLimit;
 
-  constructor(private readonly chip: KdsChip, limits: KdsLimits = DEFAULT_KDS_LIMITS) {
+  constructor(private readonly chip: KdsChip, limits: KdsLimits) {
     this.vceks = new LruCache(limits.cacheSize);
     this.issuing = new RateLimit(limits.newVcekPerSecond, limits.newVcekBurst);
   }

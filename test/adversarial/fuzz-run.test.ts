@@ -1,14 +1,21 @@
 /**
  * A bounded adversarial run against one daemon: random and mutated HTTP request lines and
  * headers (WebSocket upgrades among them, so random monitor paths too) and HMP command
- * lines. Afterwards the daemon answers, its memory stayed within a bound, no guest changed
+ * lines, and SNP guest messages (sealed with the guest's VMPCKs, fields and lengths mutated,
+ * or the sealed bytes mutated). Afterwards the daemon answers, its memory stayed within a bound, no guest changed
  * state and no ASID leaked. The seed is printed; `SEVD_FUZZ_SEED=<n>` replays a run.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { QmpClient } from '../../clients/qmp/client.js';
 import { startSevd, type SevdProcess } from '../helpers/sevd-process.js';
 import { memoryOf, rawHttp } from '../helpers/raw-http.js';
 import { Prng } from '../helpers/prng.js';
+import { existsSync } from 'node:fs';
+import { RawClient } from '../helpers/raw-client.js';
+import { MSG, openSnpMessage, readVmpcks, reportRequest, sealSnpMessage } from '../helpers/snp-message.js';
+
+const OVMF = '/usr/share/OVMF/OVMF_CODE.fd';
+const HAVE_OVMF = existsSync(OVMF);
 
 const FULL = 'fuzz-full-token';
 const RO = 'fuzz-read-only-token';
@@ -86,6 +93,7 @@ t.test('a bounded adversarial run leaves the host as it was', async (t) => {
     guests: [
       { name: 'sev', memory: '64M', paused: true, 'sev-guest': { policy: 1 } },
       { name: 'plain', memory: '16M', paused: true },
+      ...(HAVE_OVMF ? [{ name: 'snp', memory: '128M', firmware: OVMF, 'sev-snp-guest': {} }] : []),
     ],
   });
   t.teardown(() => sevd.stop());
@@ -122,6 +130,9 @@ t.test('a bounded adversarial run leaves the host as it was', async (t) => {
   t.comment(`HMP: ${lines.length} lines, ${hmpErrors} QMP errors`);
   t.equal(sevd.proc.exitCode, null, '600 hostile HMP lines: the daemon runs');
 
+  if (HAVE_OVMF) await snpMessages(t, sevd);
+  else t.comment('SNP guest messages skipped: Debian ovmf is not installed');
+
   t.same(await snapshot(ctl, sev), before, 'no guest changed state, no ASID leaked, the platform is as it was');
   const mem = memoryOf(sevd.proc.pid!);
   t.ok(mem.peakMiB < PEAK_RSS_BOUND_MIB, `peak RSS ${mem.peakMiB.toFixed(0)} MiB (bound ${PEAK_RSS_BOUND_MIB})`);
@@ -129,3 +140,39 @@ t.test('a bounded adversarial run leaves the host as it was', async (t) => {
   t.ok(Array.isArray(await fresh.execute('query-guests')), 'a new WebSocket client is served');
   await fresh.close();
 });
+
+/**
+ * SNP guest messages from hostile guest code: well sealed with a random type, VMPCK, VMPL,
+ * payload length and sequence number, or sealed bytes mutated. Each VMPCK's sequence number
+ * is tracked from the answers, and at the end a well-formed request at the expected number
+ * must still get its report: nothing a refused message did moved the counters.
+ */
+async function snpMessages(t: Test, sevd: SevdProcess): Promise<void> {
+  const agent = await RawClient.connect(sevd.guestQga('snp'));
+  const vmpcks = await readVmpcks(agent, OVMF);
+  const next = [1n, 1n, 1n, 1n];
+  const outcomes: Record<string, number> = {};
+  for (let i = 0; i < 300; i++) {
+    const vmpck = rng.int(4);
+    const seqno = rng.int(4) === 0 ? BigInt(rng.int(8)) : next[vmpck]!;
+    const type = rng.pick([MSG.REPORT_REQ, MSG.REPORT_REQ, MSG.KEY_REQ, 0, 1, 2, 6, 7, 255]);
+    const payload = rng.int(3) === 0 ? reportRequest(rng.bytes(64), rng.int(5)) : rng.bytes(rng.pick([0, 4, 31, 32, 95, 96, 97, 200, 4000]));
+    const key = rng.int(8) === 0 ? rng.bytes(32) : vmpcks[vmpck]!;
+    let request = sealSnpMessage(key, { seqno, type, vmpck, payload });
+    if (rng.int(4) === 0) request = rng.mutate(Buffer.from(request, 'base64')).toString('base64');
+    const r = await agent.execute('guest-snp-message', { request });
+    if (r.error) {
+      if (/internal error/.test(r.error.desc)) t.fail(`SNP message ${i}: ${r.error.desc}`);
+      outcomes[r.error.desc.replace(/\d+/g, 'N')] = (outcomes[r.error.desc.replace(/\d+/g, 'N')] ?? 0) + 1;
+      continue;
+    }
+    const rsp = openSnpMessage(vmpcks[Buffer.from(r.return.response, 'base64')[60]!]!, r.return.response);
+    next[rsp.vmpck] = rsp.seqno + 1n;
+    outcomes['answered'] = (outcomes['answered'] ?? 0) + 1;
+  }
+  t.comment(`SNP messages: ${JSON.stringify(outcomes)}`);
+  const last = await agent.execute('guest-snp-message', { request: sealSnpMessage(vmpcks[0]!, { seqno: next[0]!, type: MSG.REPORT_REQ, vmpck: 0, payload: reportRequest(Buffer.alloc(64, 7), 0) }) });
+  t.ok(last.return, `a well-formed report request at the tracked sequence number (${next[0]}) is answered`);
+  t.same((await agent.execute('guest-ping')).return, {}, 'the SNP guest agent answers');
+  await agent.close();
+}
