@@ -35,7 +35,8 @@ export type StreamRecord =
   | { kind: 'page'; gpa: number; data: Buffer }
   | { kind: 'zero'; gpa: number }
   | { kind: 'encrypted'; gpa: number; start?: SendStartBlob; header: Buffer; trans: Buffer }
-  | { kind: 'shared'; ranges: [number, number][] }
+  /** [first gfn, end gfn) pairs; the parser hands a long list over in pieces, `more` until the last. */
+  | { kind: 'shared'; ranges: [number, number][]; more?: boolean }
   | { kind: 'eos' }
   | { kind: 'device'; state: Record<string, unknown> };
 

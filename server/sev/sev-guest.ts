@@ -232,14 +232,16 @@ export class SevGuest {
     kvm(() => this.kvmSev!.launchUpdateData(this.guest.memory, area.base, PADDED_TABLE_SIZE));
   }
 
-  /** First transition to running: LAUNCH_FINISH, or RECEIVE_FINISH after an incoming migration. */
+  /**
+   * First transition to running: LAUNCH_FINISH. A guest without a finished context (an
+   * incoming one whose stream never got through RECEIVE_FINISH) must not run unencrypted.
+   */
   beforeFirstRun(): void {
     if (this.state === 'launch-secret') {
       kvm(() => this.kvmSev!.launchFinish());
       this.state = 'running';
-    } else if (this.state === 'receive-update') {
-      kvm(() => this.kvmSev!.receiveFinish());
-      this.state = 'running';
+    } else if (this.state === 'uninit' || this.state === 'receive-update') {
+      throw QmpError.generic('SEV: the guest has no finished encryption context');
     }
   }
 
@@ -287,6 +289,16 @@ export class SevGuest {
       this.destroy();
       throw e;
     }
+  }
+
+  /**
+   * Destination, at the end of the stream (sevd's choice: the series waits for the first
+   * run): RECEIVE_FINISH before the source is acknowledged, so a refusal fails the migration
+   * while the source still has the guest.
+   */
+  receiveFinish(): void {
+    kvm(() => this.kvmSev!.receiveFinish());
+    this.state = 'running';
   }
 
   /** A half-received guest is dropped: firmware context, ASID and memory. */

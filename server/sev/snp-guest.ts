@@ -134,6 +134,7 @@ export class SnpGuest extends SevGuest {
    * ends the launch: QEMU exits, sevd drops the context, ASID and memory.
    */
   override beforeFirstRun(): void {
+    if (this.state === 'uninit') throw QmpError.generic('SEV: the guest has no finished encryption context');
     if (this.state !== 'launch-update') return;
     const vm = this.kvmSev!;
     try {
