@@ -1,7 +1,7 @@
 /**
  * A bounded adversarial run against one daemon: random and mutated HTTP request lines and
  * headers (WebSocket upgrades among them, so random monitor paths too) and HMP command
- * lines, and SNP guest messages (sealed with the guest's VMPCKs, fields and lengths mutated,
+ * lines, migration streams into incoming SEV guests (framing kept, fields mutated), and SNP guest messages (sealed with the guest's VMPCKs, fields and lengths mutated,
  * or the sealed bytes mutated). Afterwards the daemon answers, its memory stayed within a bound, no guest changed
  * state and no ASID leaked. The seed is printed; `SEVD_FUZZ_SEED=<n>` replays a run.
  */
@@ -12,6 +12,8 @@ import { memoryOf, rawHttp } from '../helpers/raw-http.js';
 import { Prng } from '../helpers/prng.js';
 import { existsSync } from 'node:fs';
 import { RawClient } from '../helpers/raw-client.js';
+import { streamHostileRecords } from '../helpers/hostile-peer.js';
+import { freePort } from '../helpers/free-port.js';
 import { MSG, openSnpMessage, readVmpcks, reportRequest, sealSnpMessage } from '../helpers/snp-message.js';
 
 const OVMF = '/usr/share/OVMF/OVMF_CODE.fd';
@@ -129,6 +131,37 @@ t.test('a bounded adversarial run leaves the host as it was', async (t) => {
   }
   t.comment(`HMP: ${lines.length} lines, ${hmpErrors} QMP errors`);
   t.equal(sevd.proc.exitCode, null, '600 hostile HMP lines: the daemon runs');
+
+  // Migration streams: each refused stream is followed by a fresh incoming guest; all are
+  // deleted afterwards, and with them every context and ASID they may have taken.
+  const incoming: string[] = [];
+  const nextPort = async () => {
+    const port = await freePort();
+    const name = `in${incoming.length}`;
+    await ctl.execute('guest-add', { name, memory: '64M', incoming: `tcp:127.0.0.1:${port}`, 'sev-guest': { policy: 1 } });
+    incoming.push(name);
+    return port;
+  };
+  const pdh = (await ctl.execute('query-sev-capabilities') as { pdh: string }).pdh;
+  const peer = await streamHostileRecords({ port: await nextPort(), durationMs: 2500, ramBytes: 64 << 20, targetPdhB64: pdh, seed: rng.int(2 ** 31), nextPort });
+  t.comment(`migration: ${peer.records} records, ${(peer.bytes / 2 ** 20).toFixed(1)} MiB, ${peer.refused} streams refused (seed ${peer.seed})`);
+  t.equal(sevd.proc.exitCode, null, 'hostile migration streams: the daemon runs');
+  // The target's PDH is public, so a peer can build a real session and a complete stream:
+  // such a guest runs, encrypted under the peer's keys like any guest it launched. What must
+  // never happen is a guest running without its encryption context.
+  let ran = 0;
+  for (const name of incoming) {
+    const g = await QmpClient.connect(sevd.guestQmp(name));
+    const st = await g.execute('query-status') as { status: string };
+    const sevState = await g.execute('query-sev') as { state: string; enabled: boolean };
+    await g.close();
+    if (st.status === 'running') {
+      ran++;
+      if (!sevState.enabled || sevState.state !== 'running') t.fail(`${name}: running with SEV state ${sevState.state}`);
+    }
+    await ctl.execute('guest-del', { name });
+  }
+  t.comment(`migration: ${ran} of ${incoming.length} incoming guests completed a forged but well-keyed stream, each encrypted`);
 
   if (HAVE_OVMF) await snpMessages(t, sevd);
   else t.comment('SNP guest messages skipped: Debian ovmf is not installed');

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { aes128ctr, encodePacketHeader, MAC_MIGRATION, packetMac } from '../../abi/launch-crypto.js';
 import { buildLaunchSession } from './guest-owner.js';
+import { Prng } from './prng.js';
 
 const PAGE = 4096;
 export const Flag = { ZERO: 0x02, MEM_SIZE: 0x04, PAGE: 0x08, EOS: 0x10, ENCRYPTED_DATA: 0x200, DEVICE_STATE: 0x800 } as const;
@@ -79,18 +80,6 @@ export async function send(sock: net.Socket, b: Buffer): Promise<boolean> {
   });
 }
 
-/** A small seeded PRNG (mulberry32): a fuzz run can be replayed from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 export interface HostilePeerOptions {
   /** Port of an incoming guest's `tcp:127.0.0.1:PORT`. */
   port: number;
@@ -125,7 +114,8 @@ export interface HostilePeerResult {
  */
 export async function streamHostileRecords(o: HostilePeerOptions): Promise<HostilePeerResult> {
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
-  const rnd = prng(seed);
+  const rng = new Prng(seed);
+  const rnd = () => rng.float();
   const int = (n: number) => Math.floor(rnd() * n);
   const end = Date.now() + o.durationMs;
   const result: HostilePeerResult = { bytes: 0, records: 0, refused: 0, seed };

@@ -28,6 +28,11 @@ export class Prng {
     return (this.s1 + y) & M;
   }
 
+  /** A number in [0, 1). */
+  float(): number {
+    return Number(this.next() >> 11n) / 2 ** 53;
+  }
+
   /** An integer in [0, n). */
   int(n: number): number {
     return Number(this.next() % BigInt(n));
