@@ -97,7 +97,6 @@ export class PathPolicy {
     throw QmpError.generic(`Path '${name}' is not allowed for ${kind}`);
   }
 
-
   /**
    * The parent directory of a confined name, open, with where it really is read back from
    * the descriptor (/proc/self/fd): no rename or symlink swap after this can move the
