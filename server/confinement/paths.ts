@@ -3,10 +3,13 @@
  * by a monitor client may be opened. On a confined transport a name is resolved (relative
  * names against the kind's first directory, symlinks followed) and must lie inside one of
  * the kind's directories; the check touches no file (realpath reads only directory
- * entries and links), so a refused name is never opened, read or created. Unconfined
- * transports keep QEMU's behaviour: the name is used as given.
+ * entries and links), so a refused name is never opened, read or created. Since the
+ * names can change between that check and the open (a directory swapped for a symlink),
+ * the open is checked again on what was opened: the parent directory's descriptor, then
+ * the file's, must really be inside, and a file to write must have no other hard link.
+ * Unconfined transports keep QEMU's behaviour: the name is used as given.
  */
-import { lstatSync, readlinkSync, realpathSync, constants } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, unlinkSync, constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { QmpError } from '../qmp/errors.js';
@@ -56,6 +59,11 @@ function realpathOfExisting(abs: string): string | undefined {
   return undefined;
 }
 
+/** A descriptor's /proc link: reading it gives where the file really is (" (deleted)" once unlinked). */
+const fdPath = (fd: number) => `/proc/self/fd/${fd}`;
+/** Errors of opening a directory that a concurrent rename can cause. */
+const RELOOK = ['ENOENT', 'ENOTDIR', 'ELOOP'];
+
 const inside = (path: string, dir: string) => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 
 export class PathPolicy {
@@ -75,27 +83,136 @@ export class PathPolicy {
     const dirs = this.dirs[kind];
     if (dirs.length > 0 && name !== '' && !name.includes('\0')) {
       const real = realpathOfExisting(isAbsolute(name) ? resolve(name) : resolve(dirs[0]!, name));
-      if (real !== undefined && dirs.some((d) => inside(real, realpathOfExisting(d) ?? d))) return real;
+      if (real !== undefined && this.allowed(kind, real)) return real;
     }
+    this.refuse(kind, name);
+  }
+
+  private allowed(kind: FileKind, real: string): boolean {
+    return this.dirs[kind].some((d) => inside(real, realpathOfExisting(d) ?? d));
+  }
+
+  private refuse(kind: FileKind, name: string): never {
     metrics.refusals.inc({ reason: `path-${kind}` });
     throw QmpError.generic(`Path '${name}' is not allowed for ${kind}`);
   }
 
   /**
-   * Opens a file to write (a dump, a migration stream), truncating it. Confined: inside the
-   * kind's directories, never through a symlink at the last component, mode 0600 even if
-   * the file existed. Errors other than the refusal are node's, for the caller's wording.
+   * The parent directory of a confined name, open, with where it really is read back from
+   * the descriptor (/proc/self/fd): no rename or symlink swap after this can move the
+   * file's open away from it. A name whose directory vanished between the check and the
+   * open (renamed away for an instant) is looked up again, a couple of times.
+   */
+  private openParent(kind: FileKind, name: string, origin: Origin): { dir: number; base: string } {
+    for (let attempt = 0; ; attempt++) {
+      const real = this.resolve(kind, name, origin);
+      let dir: number;
+      try {
+        dir = openSync(dirname(real), constants.O_RDONLY | constants.O_DIRECTORY);
+      } catch (e) {
+        if (attempt < 2 && RELOOK.includes((e as NodeJS.ErrnoException).code ?? '')) continue;
+        throw e;
+      }
+      if (!this.allowed(kind, readlinkSync(fdPath(dir)))) {
+        closeSync(dir);
+        this.refuse(kind, name);
+      }
+      return { dir, base: basename(real) };
+    }
+  }
+
+  /** What was opened: a regular file, really inside, and (to be written) with no other name. */
+  private checkOpened(kind: FileKind, name: string, fd: number, write: boolean): void {
+    const st = fstatSync(fd);
+    if (!st.isFile() || (write && st.nlink > 1) || !this.allowed(kind, readlinkSync(fdPath(fd)))) this.refuse(kind, name);
+  }
+
+  /**
+   * Opens a file to read (an image, an input): a descriptor the caller closes. Confined:
+   * opened and checked as one step (see openParent), never through a symlink at the last
+   * component, regular files only.
+   */
+  openForRead(kind: FileKind, name: string, origin: Origin): number {
+    if (!this.confines(origin)) return openSync(name, 'r');
+    const { dir, base } = this.openParent(kind, name, origin);
+    try {
+      const fd = openSync(`${fdPath(dir)}/${base}`, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      try {
+        this.checkOpened(kind, name, fd, false);
+      } catch (e) {
+        closeSync(fd);
+        throw e;
+      }
+      return fd;
+    } finally {
+      closeSync(dir);
+    }
+  }
+
+  /**
+   * Opens a file to write (a dump, a migration stream), truncating it. Confined: opened
+   * and checked as one step (see openParent), never through a symlink at the last
+   * component, never a file with another hard link (writing it would write the other
+   * name, wherever it is), mode 0600 even if the file existed; a refused file is left as
+   * it was. Errors other than the refusal are node's, for the caller's wording.
    */
   async openForWrite(kind: FileKind, name: string, origin: Origin): Promise<FileHandle> {
     if (!this.confines(origin)) return open(name, 'w', 0o600);
-    const path = this.resolve(kind, name, origin);
-    const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+    const { dir, base } = this.openParent(kind, name, origin);
+    const at = `${fdPath(dir)}/${base}`;
+    let fh: FileHandle | undefined;
     try {
+      const flags = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+      let created = true;
+      try {
+        fh = await open(at, flags | constants.O_CREAT | constants.O_EXCL, 0o600);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        created = false;
+        fh = await open(at, flags);
+      }
+      try {
+        this.checkOpened(kind, name, fh.fd, true);
+      } catch (e) {
+        if (created) unlinkSync(at);
+        throw e;
+      }
+      await fh.truncate(0);
       await fh.chmod(0o600);
+      return fh;
     } catch (e) {
-      await fh.close();
+      await fh?.close();
       throw e;
+    } finally {
+      closeSync(dir);
     }
-    return fh;
+  }
+
+  /** The files a guest definition names, opened as the client that gave it. */
+  access(origin: Origin): FileAccess {
+    return {
+      resolve: (kind, name) => this.resolve(kind, name, origin),
+      openForRead: (kind, name) => this.openForRead(kind, name, origin),
+    };
+  }
+}
+
+/** What a guest's definition may open: the names its client may give, and reading them. */
+export interface FileAccess {
+  resolve(kind: FileKind, name: string): string;
+  /** A descriptor to read from; the caller closes it. */
+  openForRead(kind: FileKind, name: string): number;
+}
+
+/** The operator's own files (and tests): names used as given. */
+export const UNCONFINED: FileAccess = { resolve: (_kind, name) => name, openForRead: (_kind, name) => openSync(name, 'r') };
+
+/** A whole file read through `files`. */
+export function readWhole(files: FileAccess, kind: FileKind, name: string): Buffer {
+  const fd = files.openForRead(kind, name);
+  try {
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -25,7 +25,7 @@ export function controlHandlers(): Record<string, Handler<ControlContext>> {
       setImmediate(() => ctx.requestShutdown('host-qmp-quit'));
     },
     'guest-add': async (args, { registry, paths, session }) => {
-      await registry.add(args, { persist: true, paths: (kind, name) => paths.resolve(kind, name, session.access.origin) });
+      await registry.add(args, { persist: true, paths: paths.access(session.access.origin) });
     },
     'guest-del': async (args, { registry }) => {
       await registry.del(args['name'] as string);

@@ -33,7 +33,7 @@ import { SnpGuestFirmware } from '../firmware/snp-guest-firmware.js';
 import { SendReceive } from '../firmware/send-receive.js';
 import { MemoryController } from '../memory/memory-controller.js';
 import { AsidPool } from '../kvm/asid-pool.js';
-import { PathPolicy, type FileKind } from '../confinement/paths.js';
+import { PathPolicy } from '../confinement/paths.js';
 import { FaultRegistry } from '../faults/fault-registry.js';
 import { Kds } from '../kds/kds.js';
 import { generationFeatures } from '../firmware/generations.js';
@@ -267,7 +267,9 @@ export class Daemon {
   }
 
   /** Guests from the config and restored definitions are the operator's: not confined. */
-  private readonly configPaths = (kind: FileKind, name: string) => this.host.paths.resolve(kind, name, 'config');
+  private get configPaths() {
+    return this.host.paths.access('config');
+  }
 
   private route(path: string): { monitor: Monitor<any>; agent: boolean } | undefined {
     if (path === '/qmp') return { monitor: this.control, agent: false };

@@ -2,7 +2,7 @@
  * GUEST_SPEC (interface.md §3) after the QAPI visitor: the checks that are not about
  * JSON types (name, memory size, files), turning the spec into a GuestConfig.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { closeSync, fstatSync, readFileSync } from 'node:fs';
 import { QmpError } from '../qmp/errors.js';
 import { GUEST_NAME_PATTERN } from '../../schema/control.js';
 import { parseMemorySize } from '../guest/layout.js';
@@ -11,7 +11,7 @@ import { strerror } from '../util/strerror.js';
 import type { GuestConfig } from '../guest/guest.js';
 import type { Args } from '../dispatch/dispatcher.js';
 import type { SevGuestSpec, SnpGuestSpec } from '../sev/sev-guest.js';
-import type { FileKind } from '../confinement/paths.js';
+import { UNCONFINED, type FileAccess } from '../confinement/paths.js';
 import { parseMigrationUri } from '../migration/uri.js';
 import { CPU_MODELS } from '../../abi/vmsa.js';
 import { Policy } from '../firmware/guest-firmware.js';
@@ -21,9 +21,6 @@ const MAX_SMP = 256;
 const DEFAULT_CPU = 'EPYC-v4';
 const KNOWN_CPUS = [...Object.keys(CPU_MODELS), 'host'];
 
-/** Checks a file name the spec gives and returns the path to open (interface §14). */
-export type PathResolver = (kind: FileKind, name: string) => string;
-const asGiven: PathResolver = (_k, name) => name;
 
 const NAME_RE = new RegExp(GUEST_NAME_PATTERN);
 const DEFAULT_MEMORY = 512 * 1024 * 1024;
@@ -45,28 +42,42 @@ export class SpecError extends QmpError {
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
-/** Firmware images are shared by many guests: keep the last few, keyed by path, size and mtime. */
+/**
+ * Firmware images are shared by many guests: keep the last few, keyed by the identity of
+ * the file actually opened (device, inode, size, mtime, ctime from its descriptor), so
+ * that another file met under the same name is never taken for a cached one.
+ */
 const firmwareCache = new Map<string, Buffer>();
 
-async function readFirmware(path: string): Promise<Buffer> {
-  const st = await stat(path);
-  const key = `${path}\0${st.size}\0${st.mtimeMs}`;
-  let image = firmwareCache.get(key);
-  if (!image) {
-    image = await readFile(path);
-    if (firmwareCache.size >= 8) firmwareCache.delete(firmwareCache.keys().next().value!);
-    firmwareCache.set(key, image);
+const firmwareSizeError = (path: string, n: number) =>
+  new SpecError('firmware', `Firmware image '${path}' must be a non-empty multiple of 4 KiB up to 64 MiB (it has ${n} bytes)`);
+
+function readFirmware(files: FileAccess, path: string): Buffer {
+  const fd = files.openForRead('images', path);
+  try {
+    const st = fstatSync(fd);
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    let image = firmwareCache.get(key);
+    if (!image) {
+      if (st.size > MAX_FIRMWARE) throw firmwareSizeError(path, st.size); // not worth reading
+      image = readFileSync(fd);
+      if (firmwareCache.size >= 8) firmwareCache.delete(firmwareCache.keys().next().value!);
+      firmwareCache.set(key, image);
+    }
+    return image;
+  } finally {
+    closeSync(fd);
   }
-  return image;
 }
 
 /**
- * Every file name in the spec is checked by `paths` before any file is opened; the spec
- * is returned with the resolved names (what is persisted, so a restart opens the same
- * files).
+ * Every file name in the spec is checked by `files` before any file is opened, and every
+ * file is opened through it (the guest keeps it for the files it reads at launch); the
+ * spec is returned with the resolved names (what is persisted, so a restart opens the
+ * same files).
  */
-export async function normalizeGuestSpec(raw: Args, paths: PathResolver = asGiven): Promise<{ spec: NormalizedSpec; persistable: Args }> {
-  const a = resolveFileNames(raw, paths);
+export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFINED): Promise<{ spec: NormalizedSpec; persistable: Args }> {
+  const a = resolveFileNames(raw, files);
   const name = a['name'] as string;
   if (!NAME_RE.test(name)) {
     throw new SpecError('name', `Invalid guest name '${name}': use 1 to 64 of A-Z a-z 0-9 _ . -`);
@@ -84,12 +95,13 @@ export async function normalizeGuestSpec(raw: Args, paths: PathResolver = asGive
   if (firmwarePath === null) firmware = builtinFirmware();
   else {
     try {
-      firmware = await readFirmware(firmwarePath);
+      firmware = readFirmware(files, firmwarePath);
     } catch (e) {
+      if (e instanceof QmpError) throw e;
       throw new SpecError('firmware', `Could not load firmware '${firmwarePath}': ${strerror(e)}`);
     }
     if (firmware.length === 0 || firmware.length % 4096 !== 0 || firmware.length > MAX_FIRMWARE) {
-      throw new SpecError('firmware', `Firmware image '${firmwarePath}' must be a non-empty multiple of 4 KiB up to 64 MiB (it has ${firmware.length} bytes)`);
+      throw firmwareSizeError(firmwarePath, firmware.length);
     }
   }
   const smp = a['smp'] === undefined ? 1 : Number(a['smp']);
@@ -133,6 +145,7 @@ export async function normalizeGuestSpec(raw: Args, paths: PathResolver = asGive
       memoryBytes,
       firmware,
       firmwarePath,
+      files,
       kernel: str(a['kernel']),
       initrd: str(a['initrd']),
       append: str(a['append']),
@@ -177,8 +190,9 @@ function snpSpec(o: Args): SnpGuestSpec {
   };
 }
 
-/** A copy of the spec with each file name replaced by what `paths` makes of it. */
-function resolveFileNames(a: Args, paths: PathResolver): Args {
+/** A copy of the spec with each file name replaced by what `files` makes of it. */
+function resolveFileNames(a: Args, files: FileAccess): Args {
+  const paths = files.resolve;
   const out: Args = { ...a };
   for (const m of ['firmware', 'kernel', 'initrd'] as const) {
     if (typeof a[m] === 'string') out[m] = paths('images', a[m] as string);

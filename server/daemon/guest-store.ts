@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { replaceStateFile } from '../util/state-file.js';
 import { stateIo } from '../util/state-io.js';
 
-const FILE = 'guests.json';
+export const GUESTS_FILE = 'guests.json';
 const FORMAT = 'sevd-guests/1';
 
 type Spec = Record<string, unknown>;
@@ -19,7 +19,7 @@ export class GuestStore {
   private readonly path: string;
 
   constructor(stateDir: string) {
-    this.path = join(stateDir, FILE);
+    this.path = join(stateDir, GUESTS_FILE);
     const text = stateIo.read(this.path);
     if (text === undefined) return;
     let doc: { format?: string; guests?: Spec[] };

@@ -1,10 +1,11 @@
 /**
  * What happens before the daemon builds anything: its directories exist (0700), nobody
- * else holds them, leftovers of a crash are swept, the state directory takes writes, and
- * a daemon started as root has become its configured user. Any refusal here is one line
+ * else holds them, they hold nothing sevd did not make (own-entries.ts), leftovers of a
+ * crash are swept, the state directory takes writes, and a daemon started as root has
+ * become its configured user. Any refusal here is one line
  * and exit code 2, with nothing started and nothing written.
  */
-import { chownSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SevdConfig } from '../config/defaults.js';
 import { resolveGid } from '../transport/group.js';
@@ -12,6 +13,7 @@ import { isTmpName, PersistError, probeWritable } from '../util/state-file.js';
 import { strerror } from '../util/strerror.js';
 import { lockDirectory, StartupError, type DirectoryLock } from './dir-lock.js';
 import type { PathDirectories } from '../confinement/paths.js';
+import { checkOwnEntries, handOver, type OwnDirectories } from './own-entries.js';
 
 export interface HostSetup {
   locks: DirectoryLock[];
@@ -49,6 +51,15 @@ function account(config: SevdConfig): { uid: number; gid: number } | null {
   return who;
 }
 
+/** One level, never through a link: what is there already was checked by checkOwnEntries. */
+function mkdirIfMissing(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+}
+
 function readTls(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
@@ -65,20 +76,21 @@ export async function prepareHost(config: SevdConfig): Promise<HostSetup> {
     dumps: asList(config.paths.dumps, join(config.stateDir, 'dumps')),
     migration: asList(config.paths.migration, join(config.stateDir, 'migration')),
   };
-  const own = [config.runDir, join(config.runDir, 'guests'), config.stateDir];
-  for (const d of own) mkdirSync(d, { recursive: true, mode: 0o700 });
+  // The configured directories first (the locks name them); what goes inside once locked.
+  for (const d of [config.runDir, config.stateDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
   const locks: DirectoryLock[] = [];
   try {
     locks.push(await lockDirectory(config.stateDir, 'state'));
     locks.push(await lockDirectory(config.runDir, 'run'));
-    const made = [...(config.paths.dumps === null ? dirs.dumps : []), ...(config.paths.migration === null ? dirs.migration : [])];
-    for (const d of made) mkdirSync(d, { recursive: true, mode: 0o700 });
+    const own: OwnDirectories = { stateDir: config.stateDir, runDir: config.runDir, dumps: dirs.dumps, migration: dirs.migration };
+    checkOwnEntries(own);
+    const made = [join(config.runDir, 'guests'), ...(config.paths.dumps === null ? dirs.dumps : []), ...(config.paths.migration === null ? dirs.migration : [])];
+    for (const d of made) mkdirIfMissing(d);
     const ws = config.websocket;
     const tls = ws && ws.tls ? { cert: readTls(ws.tls.cert, 'cert'), key: readTls(ws.tls.key, 'key') } : null;
     if (who && process.getuid!() === 0) {
       // Everything the daemon writes later must be the user's: its directories and state files.
-      const state = readdirSync(config.stateDir).map((f) => join(config.stateDir, f));
-      for (const p of new Set([...own, ...made, ...state])) chownSync(p, who.uid, who.gid);
+      handOver(own, made, who);
       process.setgroups!([who.gid]);
       process.setgid!(who.gid);
       process.setuid!(who.uid);

@@ -4,7 +4,8 @@
  * it goes: when the write fails, the command fails and nothing changes.
  */
 import { QmpError } from '../qmp/errors.js';
-import { normalizeGuestSpec, type PathResolver } from './guest-spec.js';
+import { normalizeGuestSpec } from './guest-spec.js';
+import type { FileAccess } from '../confinement/paths.js';
 import { Vm } from './vm.js';
 import type { HostContext } from './host.js';
 import type { Args } from '../dispatch/dispatcher.js';
@@ -14,8 +15,8 @@ import { inGuestScope } from '../faults/scope.js';
 export interface AddOptions {
   /** Remember the definition across restarts (guest-add). */
   persist?: boolean;
-  /** How the spec's file names are checked (confinement, interface §14). */
-  paths?: PathResolver;
+  /** How the spec's files are named and opened (confinement, interface §14). */
+  paths?: FileAccess;
 }
 
 export class GuestRegistry {

@@ -5,7 +5,7 @@
  * first run, the SevState seen over QMP, and teardown. It talks to the KVM layer only,
  * and words KVM's failures as QEMU does.
  */
-import { readFileSync } from 'node:fs';
+import { readWhole, type FileAccess } from '../confinement/paths.js';
 import { FirmwareError, fwErrorText } from '../firmware/status.js';
 import { Policy } from '../firmware/guest-firmware.js';
 import { isLengthQuery, KvmError, KvmSev, VmType, type VcpuReset } from '../kvm/kvm-sev.js';
@@ -158,8 +158,8 @@ export class SevGuest {
 
   /** Everything up to machine-init-done; on failure nothing is left behind. */
   launch(): void {
-    const godh = readB64File(this.spec.dhCertFile);
-    const session = readB64File(this.spec.sessionFile);
+    const godh = readB64File(this.guest.config.files, this.spec.dhCertFile);
+    const session = readB64File(this.guest.config.files, this.spec.sessionFile);
     const vcpus = this.es ? this.vcpuResets() : [];
     const vm = this.initVm();
     try {
@@ -221,8 +221,9 @@ export class SevGuest {
     const read = (p: string | null) => {
       if (p === null) return null;
       try {
-        return readFileSync(p);
+        return readWhole(this.guest.config.files, 'images', p);
       } catch (e) {
+        if (e instanceof QmpError) throw e;
         throw QmpError.generic(`could not load kernel '${p}': ${strerror(e)}`);
       }
     };
@@ -375,12 +376,13 @@ export class SevGuest {
   }
 }
 
-function readB64File(path: string | null): Buffer | null {
+function readB64File(files: FileAccess, path: string | null): Buffer | null {
   if (path === null) return null;
   let text: string;
   try {
-    text = readFileSync(path, 'latin1');
+    text = readWhole(files, 'inputs', path).toString('latin1');
   } catch (e) {
+    if (e instanceof QmpError) throw e;
     throw QmpError.generic(`SEV: Failed to read '${path}' (Failed to open file “${path}”: ${strerror(e)})`);
   }
   return glibBase64Decode(text);

@@ -6,7 +6,7 @@
  * VMSAs, with the ID block, ID auth and host data. Reports are requested from inside the
  * guest; the host's view of its memory is ciphertext.
  */
-import { readFileSync } from 'node:fs';
+import { readWhole } from '../confinement/paths.js';
 import { QmpError } from '../qmp/errors.js';
 import { strerror } from '../util/strerror.js';
 import { SevGuest, kvm, type SevGuestSpec, type SnpGuestSpec } from './sev-guest.js';
@@ -36,8 +36,9 @@ export class SnpGuest extends SevGuest {
     let table: Buffer | null = null;
     if (this.snpSpec.certsFile) {
       try {
-        table = readFileSync(this.snpSpec.certsFile);
+        table = readWhole(guest.config.files, 'inputs', this.snpSpec.certsFile);
       } catch (e) {
+        if (e instanceof QmpError) throw e;
         throw QmpError.generic(`SEV-SNP: failed to read certificate table '${this.snpSpec.certsFile}': ${strerror(e)}`);
       }
     }
@@ -123,8 +124,8 @@ export class SnpGuest extends SevGuest {
   private writeKernelHashes(gpa: number, size: number): void {
     const area = readBaseSize(findEntry(this.guest.ovmfEntries, SEV_HASH_TABLE_BLOCK_GUID));
     if (!area || area.base < gpa || area.base >= gpa + size) throw QmpError.generic('SEV: kernel specified but guest firmware has no hashes table GUID');
-    const read = (p: string | null) => (p === null ? null : readFileSync(p));
     const c = this.guest.config;
+    const read = (p: string | null) => (p === null ? null : readWhole(c.files, 'images', p));
     this.guest.memory.write(gpa, Buffer.alloc(size));
     this.guest.memory.write(area.base, buildKernelHashesTable(read(c.kernel)!, read(c.initrd), c.append));
   }

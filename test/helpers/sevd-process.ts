@@ -1,10 +1,19 @@
 /** Starts the real daemon (dist/server/main.js) as a child process with temporary directories. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const MAIN = resolve('dist/server/main.js');
+
+/** The account the privilege-drop tests run sevd as. */
+export const NOBODY = { uid: 65534, gid: 65534 };
+
+/** Whether `nobody` can read the compiled daemon (a checkout under a private directory cannot). */
+export function nobodyCanRead(): boolean {
+  const r = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(MAIN)}, 4); require('fs').accessSync(${JSON.stringify(resolve('node_modules/fastify/package.json'))}, 4)`], { ...NOBODY });
+  return r.status === 0;
+}
 
 export interface SevdProcess {
   proc: ChildProcess;

@@ -9,15 +9,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { QmpClient } from '../../clients/qmp/client.js';
-import { MAIN, startSevd } from '../helpers/sevd-process.js';
-
-const NOBODY = { uid: 65534, gid: 65534 };
-
-/** Whether `nobody` can read the compiled daemon (a checkout under a private directory cannot). */
-function nobodyCanRead(): boolean {
-  const r = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(MAIN)}, 4); require('fs').accessSync(${JSON.stringify(resolve('node_modules/fastify/package.json'))}, 4)`], { ...NOBODY });
-  return r.status === 0;
-}
+import { MAIN, NOBODY, nobodyCanRead, startSevd } from '../helpers/sevd-process.js';
 
 t.test('user: nobody — directories, sockets and the process belong to it', { skip: process.getuid!() !== 0 ? 'needs root' : !nobodyCanRead() ? 'nobody cannot read this checkout' : false }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'sevd-priv-'));
