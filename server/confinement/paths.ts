@@ -12,7 +12,7 @@
 import { closeSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, unlinkSync, constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { metrics } from '../observability/metrics.js';
 
 export type FileKind = 'images' | 'inputs' | 'dumps' | 'migration';

@@ -5,7 +5,7 @@ import { sevPlatformHandlers, type SevHostContext } from './sev-platform-command
 import type { GuestRegistry } from './registry.js';
 import type { PathPolicy } from '../confinement/paths.js';
 import type { FaultRegistry } from '../faults/fault-registry.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { VMSA_REGION } from '../guest/layout.js';
 
 export interface ControlContext extends SevHostContext {

@@ -12,7 +12,7 @@ import { atLeast, parseVersion } from '../dispatch/version.js';
 import { Monitor } from '../qmp/monitor.js';
 import { fromPlain } from '../qmp/json/qobject.js';
 import { InputVisitor } from '../dispatch/input-visitor.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { UnixListener } from '../transport/unix-socket.js';
 import { WebSocketListener } from '../transport/websocket.js';
 import { ConfigError } from '../config/config.js';

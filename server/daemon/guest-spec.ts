@@ -3,7 +3,7 @@
  * JSON types (name, memory size, files), turning the spec into a GuestConfig.
  */
 import { closeSync, fstatSync, readFileSync } from 'node:fs';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { GUEST_NAME_PATTERN } from '../../schema/control.js';
 import { parseMemorySize } from '../guest/layout.js';
 import { builtinFirmware } from '../guest/builtin-firmware.js';

@@ -3,7 +3,7 @@
  * Definitions added over QMP are persisted before the guest appears and forgotten before
  * it goes: when the write fails, the command fails and nothing changes.
  */
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { normalizeGuestSpec } from './guest-spec.js';
 import type { FileAccess } from '../confinement/paths.js';
 import { Vm } from './vm.js';

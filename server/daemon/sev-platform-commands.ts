@@ -7,10 +7,9 @@ import type { Handler } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
-import { QmpError } from '../qmp/errors.js';
-import { FirmwareError, fwErrorText } from '../firmware/status.js';
+import { QmpError } from '../errors/qmp-error.js';
 import type { SevDevice } from '../firmware/sev-device.js';
-import { fwCall } from '../sev/fw-call.js';
+import { fwCall, SevFailure } from '../sev/qemu-errors.js';
 import { SnpTcbError } from '../firmware/snp-platform.js';
 import { decodeTcb, type Tcb } from '../../abi/snp/tcb.js';
 
@@ -24,23 +23,8 @@ export function sevCapabilitiesHandler<C extends SevHostContext>(): Handler<C> {
   return (_a, { sev, cbitpos, session }) => {
     const v = session.monitor.version;
     const modern = atLeast(v, '6.2.0');
-    let pdh: Buffer;
-    let certs: Buffer;
-    try {
-      ({ pdh, certs } = sev.pdhCertExport());
-    } catch (e) {
-      if (!(e instanceof FirmwareError)) throw e;
-      throw QmpError.generic(`${modern ? 'SEV: Failed' : 'failed'} to export PDH cert ret=-1 fw_err=${e.status} (${fwErrorText(e.status)})`);
-    }
-    let cpu0Id: string | undefined;
-    if (atLeast(v, '7.1.0')) {
-      try {
-        cpu0Id = sev.getId().toString('base64');
-      } catch (e) {
-        if (!(e instanceof FirmwareError)) throw e;
-        throw QmpError.generic(`SEV: Failed to get ID ret=-1 fw_err=${e.status} (${fwErrorText(e.status)})`);
-      }
-    }
+    const { pdh, certs } = fwCall(() => sev.pdhCertExport(), SevFailure.exportPdh(modern));
+    const cpu0Id = atLeast(v, '7.1.0') ? fwCall(() => sev.getId(), SevFailure.getId).toString('base64') : undefined;
     return {
       pdh: pdh.toString('base64'),
       'cert-chain': certs.toString('base64'),

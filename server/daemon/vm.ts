@@ -17,8 +17,8 @@ import { schema } from '../../schema/index.js';
 import { SevGuest } from '../sev/sev-guest.js';
 import { SnpGuest } from '../sev/snp-guest.js';
 import { SnpGuestDriver } from '../guest/snp-guest-driver.js';
-import { kvmFailure } from '../sev/sev-guest.js';
-import { QmpError } from '../qmp/errors.js';
+import { kvmCall, launchWording, SevFailure } from '../sev/qemu-errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { sevGuestHandlers, type SevGuestContext } from '../sev/sev-commands.js';
 import { VmMigration } from '../migration/vm-migration.js';
 import { migrationHandlers, type MigrationContext } from '../migration/commands.js';
@@ -111,11 +111,7 @@ export class Vm {
         return mem.guestRead(snp.secretsGpa, 4096);
       },
       exchange: (request) => {
-        try {
-          return snp.guestRequest(request);
-        } catch (e) {
-          return kvmFailure(e, (k) => `SEV-SNP: SNP_GUEST_REQUEST failed: ret=${k.ret}`);
-        }
+        return kvmCall(() => snp.guestRequest(request), launchWording(SevFailure.guestRequest));
       },
     });
     return { driver, certTable: snp.certTable };

@@ -10,7 +10,7 @@ import { shapeOutput } from './output-shaper.js';
 import { introspect } from './introspect.js';
 import { atLeast } from './version.js';
 import type { CompiledSchema, RCommand } from './compiled-schema.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { PersistError } from '../util/state-file.js';
 
 /** A state write that failed (disk full, I/O error, read-only): the command failed, nothing changed. */

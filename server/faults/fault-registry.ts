@@ -3,7 +3,7 @@
  * the matching that the firmware boundary, the outgoing migration and the monitors ask
  * for. A fault that fires emits SEVD_FAULT on the control monitor and counts in /metrics.
  */
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { FwStatus, SEV_COMMANDS, type SevCommand } from '../firmware/status.js';
 import { metrics } from '../observability/metrics.js';
 import type { Args } from '../dispatch/dispatcher.js';

@@ -4,7 +4,7 @@
  */
 import type { Handler } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { PAGE_SIZE } from '../memory/sparse-memory.js';
 import type { Guest } from './guest.js';
 import { VMSA_REGION } from './layout.js';

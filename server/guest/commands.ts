@@ -2,7 +2,7 @@
 import type { Handler } from '../dispatch/dispatcher.js';
 import { commonHandlers, type SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import type { Guest } from './guest.js';
 import { runHmp } from './hmp.js';
 import { strerror } from '../util/strerror.js';

@@ -6,7 +6,7 @@ import { GuestMemory } from '../memory/guest-memory.js';
 import type { MemoryController } from '../memory/memory-controller.js';
 import type { Monitor } from '../qmp/monitor.js';
 import type { OutValue } from '../qmp/json/writer.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { machineLayout } from './layout.js';
 import { parseOvmfTable, type OvmfEntry } from '../../abi/ovmf-table.js';
 import type { FileAccess } from '../confinement/paths.js';

@@ -1,5 +1,5 @@
 /** One VM's migration: its state, the outgoing or incoming run, and the QEMU-level checks. */
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import type { OutValue } from '../qmp/json/writer.js';
 import type { Guest } from '../guest/guest.js';
 import type { SevGuest } from '../sev/sev-guest.js';

@@ -6,14 +6,12 @@ import type { Handler } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
-import { QmpError } from '../qmp/errors.js';
-import { fwErrorText } from '../firmware/status.js';
-import { isLengthQuery, KvmError } from '../kvm/kvm-sev.js';
+import { QmpError } from '../errors/qmp-error.js';
+import { kvmCall, ownWording, queriedLength, SevFailure } from './qemu-errors.js';
 import { findEntry, readBaseSize, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';
 import type { SevGuest } from './sev-guest.js';
 import { SnpGuest } from './snp-guest.js';
-import { errnoText } from '../util/strerror.js';
 
 export interface SevGuestContext extends SessionContext {
   guest: Guest;
@@ -66,12 +64,7 @@ function injectSecret<C extends SevGuestContext>(): Handler<C> {
     if (secret.length === 0) throw QmpError.generic('SEV: Failed to decode data');
     checkGuestRange(guest, gpa, secret.length, rawGpa);
     if (hdr.length > KVM_MAX_SECRET || secret.length > KVM_MAX_SECRET) throw QmpError.generic("SEV: failed to inject secret ret=-22 fw_error=0 ''");
-    try {
-      s.launchSecret(hdr, gpa, secret);
-    } catch (e) {
-      if (e instanceof KvmError) throw QmpError.generic(`SEV: failed to inject secret ret=${e.ret} fw_error=${e.fwError} '${fwErrorText(e.fwError)}'`);
-      throw e;
-    }
+    kvmCall(() => s.launchSecret(hdr, gpa, secret), ownWording(SevFailure.injectSecret));
     s.lastSecretGpa = gpa;
     s.lastSecretLen = secret.length;
   };
@@ -85,23 +78,8 @@ function attestationReport<C extends SevGuestContext>(): Handler<C> {
     const modern = atLeast(session.monitor.version, '6.2.0');
     const mnonce = glibBase64Decode(args['mnonce'] as string);
     if (mnonce.length !== 16) throw QmpError.generic(`SEV: mnonce must be 16 bytes (got ${mnonce.length})`);
-    let len = 0;
-    try {
-      s.attestationReport(mnonce, 0);
-    } catch (e) {
-      if (!(e instanceof KvmError)) throw e;
-      if (!isLengthQuery(e)) {
-        const head = modern ? 'SEV: Failed' : 'failed';
-        throw QmpError.generic(`${head} to query the attestation report length ret=${e.ret} fw_err=${e.fwError} (${fwErrorText(e.fwError)})`);
-      }
-      len = e.lengths['len']!;
-    }
-    try {
-      return { data: s.attestationReport(mnonce, len).toString('base64') };
-    } catch (e) {
-      if (!(e instanceof KvmError)) throw e;
-      throw QmpError.generic(`SEV: Failed to get attestation report ret=${e.ret} fw_err=${e.fwError} (${fwErrorText(e.fwError)}): ${errnoText(e.ret)}`);
-    }
+    const len = kvmCall(() => queriedLength(() => s.attestationReport(mnonce, 0), 'len'), ownWording(SevFailure.attestationLength(modern)));
+    return { data: kvmCall(() => s.attestationReport(mnonce, len), ownWording(SevFailure.attestation)).toString('base64') };
   };
 }
 

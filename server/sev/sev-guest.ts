@@ -6,13 +6,13 @@
  * and words KVM's failures as QEMU does.
  */
 import { readWhole, type FileAccess } from '../confinement/paths.js';
-import { FirmwareError, fwErrorText } from '../firmware/status.js';
 import { Policy } from '../firmware/guest-firmware.js';
-import { isLengthQuery, KvmError, KvmSev, VmType, type VcpuReset } from '../kvm/kvm-sev.js';
+import { KvmError, KvmSev, VmType, type VcpuReset } from '../kvm/kvm-sev.js';
+import { fwCall, kvmCall as kvm, launchWording, queriedLength, SevFailure } from './qemu-errors.js';
 import type { IncomingPacket, OutgoingPacket, SendStartInput } from '../firmware/send-receive.js';
 import { esResetEip } from '../../abi/vmsa.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { strerror } from '../util/strerror.js';
 import { buildKernelHashesTable, PADDED_TABLE_SIZE } from '../../abi/kernel-hashes.js';
 import { findEntry, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
@@ -54,32 +54,6 @@ export interface SevGuestSpec {
   cpu: string;
 }
 
-/** KVM's failure as QEMU reports a launch command's: the interface's firmware text, or the errno. */
-export function kvmFailure(e: unknown, qemuText: (e: KvmError) => string): never {
-  if (!(e instanceof KvmError)) throw e;
-  if (e.fwCommand) throw QmpError.generic(`SEV: ${e.fwCommand} failed: fw_err=${e.fwError} (${fwErrorText(e.fwError)})`);
-  throw QmpError.generic(qemuText(e));
-}
-
-export function kvm<T>(fn: () => T, qemuText: (e: KvmError) => string = (e) => `SEV: ${e.ioctl} failed: ret=${e.ret}`): T {
-  try {
-    return fn();
-  } catch (e) {
-    return kvmFailure(e, qemuText);
-  }
-}
-
-/** QEMU's length query: the call without a buffer fails with INVALID_LEN and the length it needs. */
-function queriedLength(query: () => unknown, key: string): number {
-  try {
-    query();
-  } catch (e) {
-    if (isLengthQuery(e)) return (e as KvmError).lengths[key]!;
-    throw e;
-  }
-  return 0;
-}
-
 export class SevGuest {
   state: SevState = 'uninit';
   /** The firmware handle (QEMU updates the `handle` property with it). */
@@ -107,13 +81,7 @@ export class SevGuest {
     if (rpb < 1 || rpb > 63) {
       throw QmpError.generic(`sev_common_kvm_init: reduced_phys_bits check failed, it should be in the range of 1 to 63, requested '${rpb}'`);
     }
-    let st;
-    try {
-      st = host.device.status();
-    } catch (e) {
-      if (!(e instanceof FirmwareError)) throw e;
-      throw QmpError.generic(`sev_common_kvm_init: failed to get platform status ret=-1 fw_error='${e.status}: ${fwErrorText(e.status)}'`);
-    }
+    const st = fwCall(() => host.device.status(), (e) => SevFailure.platformStatus(e.status));
     this.api = { major: st.apiMajor, minor: st.apiMinor, build: st.build };
     if (spec.policy & Policy.ES && !st.es) {
       throw QmpError.generic('sev_common_kvm_init: guest policy requires SEV-ES, but host SEV-ES support unavailable');
@@ -140,8 +108,8 @@ export class SevGuest {
 
   /** KVM_CREATE_VM and the SEV INIT of sev_common_kvm_init; nothing is left behind on failure. */
   protected initVm(): KvmSev {
-    const initFailed = (e: KvmError) => `sev_common_kvm_init: failed to initialize ret=${e.ret} fw_error=${e.fwError} '${fwErrorText(e.fwError)}'`;
-    const vm = kvm(() => KvmSev.createVm(this.host, this.vmType() as 0), () => 'sev_common_kvm_init: host kernel does not support the requested SEV configuration.');
+    const initFailed = launchWording(SevFailure.init);
+    const vm = kvm(() => KvmSev.createVm(this.host, this.vmType() as 0), launchWording(SevFailure.createVm));
     if (vm.vmType === VmType.DEFAULT) kvm(() => vm.init(this.es ? 'KVM_SEV_ES_INIT' : 'KVM_SEV_INIT'), initFailed);
     else kvm(() => vm.init('KVM_SEV_INIT2', this.init2Args()), initFailed);
     this.kvmSev = vm;

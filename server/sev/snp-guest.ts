@@ -7,9 +7,10 @@
  * guest; the host's view of its memory is ciphertext.
  */
 import { readWhole } from '../confinement/paths.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { strerror } from '../util/strerror.js';
-import { SevGuest, kvm, type SevGuestSpec, type SnpGuestSpec } from './sev-guest.js';
+import { SevGuest, type SevGuestSpec, type SnpGuestSpec } from './sev-guest.js';
+import { kvmCall as kvm, SevFailure } from './qemu-errors.js';
 import { VmType } from '../kvm/kvm-sev.js';
 import { cpuModelHasAvx512, SevFeature } from '../../abi/vmsa.js';
 import { cpuidMismatchLines, encodeCpuidPage } from '../../abi/snp/cpuid.js';
@@ -116,8 +117,8 @@ export class SnpGuest extends SevGuest {
       this.update(gpa, size, SnpPageType.CPUID);
     } catch (e) {
       const lines = cpuidMismatchLines(provided, mem.read(gpa, size));
-      const err = e instanceof QmpError ? e.desc : String(e);
-      throw QmpError.generic([err, ...lines, 'SEV-SNP: failed update CPUID page'].join('\n'));
+      if (!(e instanceof QmpError)) throw e;
+      throw QmpError.generic(SevFailure.cpuidPage(e.desc, lines));
     }
   }
 
