@@ -9,7 +9,7 @@
  * the file's, must really be inside, and a file to write must have no other hard link.
  * Unconfined transports keep QEMU's behaviour: the name is used as given.
  */
-import { closeSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, unlinkSync, constants } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, unlinkSync, constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { QmpError } from '../errors/qmp-error.js';
@@ -63,6 +63,12 @@ function realpathOfExisting(abs: string): string | undefined {
 const fdPath = (fd: number) => `/proc/self/fd/${fd}`;
 /** Errors of opening a directory that a concurrent rename can cause. */
 const RELOOK = ['ENOENT', 'ENOTDIR', 'ELOOP'];
+
+/**
+ * Opens a name as given, to read. Non-blocking, so that a FIFO nobody writes cannot hold
+ * the daemon at the open (the reader checks what it opened).
+ */
+const openAsGiven = (name: string) => openSync(name, constants.O_RDONLY | constants.O_NONBLOCK);
 
 const inside = (path: string, dir: string) => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 
@@ -133,7 +139,7 @@ export class PathPolicy {
    * component, regular files only.
    */
   openForRead(kind: FileKind, name: string, origin: Origin): number {
-    if (!this.confines(origin)) return openSync(name, 'r');
+    if (!this.confines(origin)) return openAsGiven(name);
     const { dir, base } = this.openParent(kind, name, origin);
     try {
       const fd = openSync(`${fdPath(dir)}/${base}`, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -205,14 +211,4 @@ export interface FileAccess {
 }
 
 /** The operator's own files (and tests): names used as given. */
-export const UNCONFINED: FileAccess = { resolve: (_kind, name) => name, openForRead: (_kind, name) => openSync(name, 'r') };
-
-/** A whole file read through `files`. */
-export function readWhole(files: FileAccess, kind: FileKind, name: string): Buffer {
-  const fd = files.openForRead(kind, name);
-  try {
-    return readFileSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+export const UNCONFINED: FileAccess = { resolve: (_kind, name) => name, openForRead: (_kind, name) => openAsGiven(name) };

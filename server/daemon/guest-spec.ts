@@ -1,13 +1,13 @@
 /**
  * GUEST_SPEC (interface.md §3) after the QAPI visitor: the checks that are not about
- * JSON types (name, memory size, files), turning the spec into a GuestConfig.
+ * JSON types (name, memory size, files), turning the spec into a GuestConfig; the files
+ * it names are read by spec-files.ts, and handed on as buffers.
  */
-import { closeSync, fstatSync, readFileSync } from 'node:fs';
-import { QmpError } from '../errors/qmp-error.js';
 import { GUEST_NAME_PATTERN } from '../../schema/control.js';
 import { parseMemorySize } from '../guest/layout.js';
 import { builtinFirmware } from '../guest/builtin-firmware.js';
-import { strerror } from '../util/strerror.js';
+import { checkSpecFile, readFirmware, readSpecFile, SpecError } from './spec-files.js';
+import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import type { GuestConfig } from '../guest/guest.js';
 import type { Args } from '../dispatch/dispatcher.js';
 import type { SevGuestSpec, SnpGuestSpec } from '../sev/sev-guest.js';
@@ -24,8 +24,6 @@ const KNOWN_CPUS = [...Object.keys(CPU_MODELS), 'host'];
 
 const NAME_RE = new RegExp(GUEST_NAME_PATTERN);
 const DEFAULT_MEMORY = 512 * 1024 * 1024;
-/** Flash images larger than this would overlap the PCI hole below 4 GiB. */
-const MAX_FIRMWARE = 64 * 1024 * 1024;
 
 
 export interface NormalizedSpec {
@@ -33,42 +31,10 @@ export interface NormalizedSpec {
   sev: SevGuestSpec | null;
 }
 
-/** A spec error names the member it is about (used for config-file paths). */
-export class SpecError extends QmpError {
-  constructor(readonly member: string, desc: string) {
-    super('GenericError', desc);
-  }
-}
+// Where the spec's errors were always found (the daemon's config errors name the member).
+export { SpecError };
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-
-/**
- * Firmware images are shared by many guests: keep the last few, keyed by the identity of
- * the file actually opened (device, inode, size, mtime, ctime from its descriptor), so
- * that another file met under the same name is never taken for a cached one.
- */
-const firmwareCache = new Map<string, Buffer>();
-
-const firmwareSizeError = (path: string, n: number) =>
-  new SpecError('firmware', `Firmware image '${path}' must be a non-empty multiple of 4 KiB up to 64 MiB (it has ${n} bytes)`);
-
-function readFirmware(files: FileAccess, path: string): Buffer {
-  const fd = files.openForRead('images', path);
-  try {
-    const st = fstatSync(fd);
-    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-    let image = firmwareCache.get(key);
-    if (!image) {
-      if (st.size > MAX_FIRMWARE) throw firmwareSizeError(path, st.size); // not worth reading
-      image = readFileSync(fd);
-      if (firmwareCache.size >= 8) firmwareCache.delete(firmwareCache.keys().next().value!);
-      firmwareCache.set(key, image);
-    }
-    return image;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * Every file name in the spec is checked by `files` before any file is opened, and every
@@ -91,19 +57,7 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
     memoryBytes = m;
   }
   const firmwarePath = str(a['firmware']);
-  let firmware: Buffer;
-  if (firmwarePath === null) firmware = builtinFirmware();
-  else {
-    try {
-      firmware = readFirmware(files, firmwarePath);
-    } catch (e) {
-      if (e instanceof QmpError) throw e;
-      throw new SpecError('firmware', `Could not load firmware '${firmwarePath}': ${strerror(e)}`);
-    }
-    if (firmware.length === 0 || firmware.length % 4096 !== 0 || firmware.length > MAX_FIRMWARE) {
-      throw firmwareSizeError(firmwarePath, firmware.length);
-    }
-  }
+  const firmware = firmwarePath === null ? builtinFirmware() : readFirmware(files, firmwarePath);
   const smp = a['smp'] === undefined ? 1 : Number(a['smp']);
   if (!Number.isInteger(smp) || smp < 1 || smp > MAX_SMP) {
     throw new SpecError('smp', `Invalid SMP CPUs ${String(a['smp'])}. The max CPUs supported by machine 'q35' is ${MAX_SMP}`);
@@ -117,11 +71,26 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
   const sevArgs = a['sev-guest'] as Args | undefined;
   const snpArgs = a['sev-snp-guest'] as Args | undefined;
   if (sevArgs && snpArgs) throw new SpecError('sev-snp-guest', "'sev-guest' and 'sev-snp-guest' are mutually exclusive: a guest has one confidential-guest object");
+  // The kernel and initrd are opened as QEMU opens them at machine init, for every guest;
+  // their content is kept only where it is measured (kernel-hashes).
+  const kernel = str(a['kernel']);
+  const initrd = str(a['initrd']);
+  const measured = (sevArgs ?? snpArgs)?.['kernel-hashes'] === true && kernel !== null;
+  const kernelHashes = measured
+    ? { kernel: readSpecFile(files, 'kernel', kernel)!, initrd: readSpecFile(files, 'initrd', initrd), append: str(a['append']) }
+    : null;
+  if (!measured) {
+    checkSpecFile(files, 'kernel', kernel);
+    checkSpecFile(files, 'initrd', initrd);
+  }
+  // QEMU reads the session inputs at LAUNCH_START, which an incoming guest never runs.
+  const launchInput = (member: 'sev-guest.dh-cert-file' | 'sev-guest.session-file', path: string | null) =>
+    incoming === null && path !== null ? glibBase64Decode(readSpecFile(files, member, path)!.toString('latin1')) : null;
   const common = (o: Args) => ({
-    handle: 0, dhCertFile: null, sessionFile: null,
+    handle: 0, godh: null, session: null,
     cbitpos: (o['cbitpos'] as number | undefined) ?? null,
     reducedPhysBits: (o['reduced-phys-bits'] as number | undefined) ?? null,
-    kernelHashes: o['kernel-hashes'] === true,
+    kernelHashes,
     legacyVmType: false, smp, cpu, snp: null,
   });
   let sev: SevGuestSpec | null = null;
@@ -130,13 +99,13 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
       ...common(sevArgs),
       policy: (sevArgs['policy'] as number | undefined) ?? 1,
       handle: (sevArgs['handle'] as number | undefined) ?? 0,
-      dhCertFile: str(sevArgs['dh-cert-file']),
-      sessionFile: str(sevArgs['session-file']),
+      godh: launchInput('sev-guest.dh-cert-file', str(sevArgs['dh-cert-file'])),
+      session: launchInput('sev-guest.session-file', str(sevArgs['session-file'])),
       // A bool in QEMU 9.1, OnOffAuto from 9.2; auto uses KVM_SEV_INIT2 (sev-es-snp.md §2).
       legacyVmType: sevArgs['legacy-vm-type'] === true || sevArgs['legacy-vm-type'] === 'on',
     };
   } else if (snpArgs) {
-    sev = { ...common(snpArgs), policy: 0, snp: snpSpec(snpArgs) };
+    sev = { ...common(snpArgs), policy: 0, snp: snpSpec(snpArgs, files) };
   }
   const es = sev !== null && (sev.snp !== null || (sev.policy & Policy.ES) !== 0);
   const spec: NormalizedSpec = {
@@ -145,9 +114,8 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
       memoryBytes,
       firmware,
       firmwarePath,
-      files,
-      kernel: str(a['kernel']),
-      initrd: str(a['initrd']),
+      kernel,
+      initrd,
       append: str(a['append']),
       paused: a['paused'] === true,
       incoming,
@@ -171,7 +139,7 @@ function b64Prop(o: Args, member: string, rule: (n: number) => string | null): B
 }
 
 /** The sev-snp-guest object (interface §9; QEMU's defaults: policy 0x30000, everything else off). */
-function snpSpec(o: Args): SnpGuestSpec {
+function snpSpec(o: Args, files: FileAccess): SnpGuestSpec {
   const gosvw = b64Prop(o, 'guest-visible-workarounds', (n) => (n !== 16 ? `parameter length of ${n} exceeds max of 16` : null));
   const idBlock = b64Prop(o, 'id-block', (n) => (n !== 96 ? `parameter length of ${n} not equal to 96` : null));
   const idAuth = b64Prop(o, 'id-auth', (n) => (n > 4096 ? `parameter length:ID_AUTH ${n} exceeds max of 4096` : null));
@@ -185,7 +153,7 @@ function snpSpec(o: Args): SnpGuestSpec {
     authorKeyEnabled: o['author-key-enabled'] === true,
     hostData: hostData ?? Buffer.alloc(32),
     vcekDisabled: o['vcek-disabled'] === true,
-    certsFile: str(o['certs-filename']),
+    certTable: readSpecFile(files, 'sev-snp-guest.certs-filename', str(o['certs-filename'])),
     secureTsc: o['secure-tsc'] === true,
   };
 }

@@ -9,7 +9,6 @@ import type { OutValue } from '../qmp/json/writer.js';
 import { QmpError } from '../errors/qmp-error.js';
 import { machineLayout } from './layout.js';
 import { parseOvmfTable, type OvmfEntry } from '../../abi/ovmf-table.js';
-import type { FileAccess } from '../confinement/paths.js';
 
 export type RunState =
   | 'debug' | 'inmigrate' | 'internal-error' | 'io-error' | 'paused' | 'postmigrate' | 'prelaunch'
@@ -21,8 +20,6 @@ export interface GuestConfig {
   memoryBytes: number;
   firmware: Buffer;
   firmwarePath: string | null;
-  /** How this guest's files (kernel, initrd, inputs) are opened: as the client that defined it. */
-  files: FileAccess;
   kernel: string | null;
   initrd: string | null;
   append: string | null;

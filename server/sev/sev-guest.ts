@@ -5,15 +5,12 @@
  * first run, the SevState seen over QMP, and teardown. It talks to the KVM layer only,
  * and words KVM's failures as QEMU does.
  */
-import { readWhole, type FileAccess } from '../confinement/paths.js';
 import { Policy } from '../firmware/guest-firmware.js';
 import { KvmError, KvmSev, VmType, type VcpuReset } from '../kvm/kvm-sev.js';
 import { fwCall, kvmCall as kvm, launchWording, queriedLength, SevFailure } from './qemu-errors.js';
 import type { IncomingPacket, OutgoingPacket, SendStartInput } from '../firmware/send-receive.js';
 import { esResetEip } from '../../abi/vmsa.js';
-import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import { QmpError } from '../errors/qmp-error.js';
-import { strerror } from '../util/strerror.js';
 import { buildKernelHashesTable, PADDED_TABLE_SIZE } from '../../abi/kernel-hashes.js';
 import { findEntry, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';
@@ -24,6 +21,13 @@ import { VMSA_REGION } from '../guest/layout.js';
 export const SEV_STATES = ['uninit', 'launch-update', 'launch-secret', 'running', 'send-update', 'receive-update'] as const;
 export type SevState = (typeof SEV_STATES)[number];
 
+/** The -kernel, -initrd and -append of a guest whose hashes are measured. */
+export interface KernelImages {
+  kernel: Buffer;
+  initrd: Buffer | null;
+  append: string | null;
+}
+
 /** QEMU's sev-snp-guest properties (interface §9), decoded. */
 export interface SnpGuestSpec {
   policy: bigint;
@@ -33,18 +37,21 @@ export interface SnpGuestSpec {
   authorKeyEnabled: boolean;
   hostData: Buffer;
   vcekDisabled: boolean;
-  certsFile: string | null;
+  /** The certificate table the host hands out with extended reports (certs-filename's content). */
+  certTable: Buffer | null;
   secureTsc: boolean;
 }
 
 export interface SevGuestSpec {
   policy: number;
   handle: number;
-  dhCertFile: string | null;
-  sessionFile: string | null;
+  /** The guest owner's PDH and session blob (dh-cert-file, session-file), decoded; null for none. */
+  godh: Buffer | null;
+  session: Buffer | null;
   cbitpos: number | null;
   reducedPhysBits: number | null;
-  kernelHashes: boolean;
+  /** kernel-hashes=on with a kernel: what QEMU measures into the hashes table; else null. */
+  kernelHashes: KernelImages | null;
   /** An `sev-snp-guest` object (then `policy` above is unused: see snp.policy). */
   snp: SnpGuestSpec | null;
   /** QEMU's `legacy-vm-type` (9.1+): true = KVM_X86_DEFAULT_VM with the legacy INIT commands. */
@@ -126,8 +133,7 @@ export class SevGuest {
 
   /** Everything up to machine-init-done; on failure nothing is left behind. */
   launch(): void {
-    const godh = readB64File(this.guest.config.files, this.spec.dhCertFile);
-    const session = readB64File(this.guest.config.files, this.spec.sessionFile);
+    const { godh, session } = this.spec;
     const vcpus = this.es ? this.vcpuResets() : [];
     const vm = this.initVm();
     try {
@@ -138,7 +144,7 @@ export class SevGuest {
       mem.setDefaultPrivate();
       const flash = mem.regions.find((r) => r.name === 'system.flash0');
       if (flash) kvm(() => vm.launchUpdateData(mem, flash.base, flash.size));
-      if (this.spec.kernelHashes && this.guest.config.kernel) this.measureKernelHashes();
+      if (this.spec.kernelHashes) this.measureKernelHashes(this.spec.kernelHashes);
       // SEV-ES: the vCPUs' register state is measured after all data (machine-init-done).
       if (this.es) kvm(() => vm.launchUpdateVmsa(mem, vcpus, this.vmsaFrames()));
       const blob = kvm(() => this.measureWithLengthQuery());
@@ -180,23 +186,13 @@ export class SevGuest {
     return vm.launchMeasure(queriedLength(() => vm.launchMeasure(0), 'len'));
   }
 
-  private measureKernelHashes(): void {
+  private measureKernelHashes(images: KernelImages): void {
     const area = readBaseSize(findEntry(this.guest.ovmfEntries, SEV_HASH_TABLE_BLOCK_GUID));
     if (!area) throw QmpError.generic('SEV: kernel specified but guest firmware has no hashes table GUID');
     if (area.base === 0 || area.size < PADDED_TABLE_SIZE) {
       throw QmpError.generic(`SEV: guest firmware hashes table area is invalid (base=0x${area.base.toString(16)} size=0x${area.size.toString(16)})`);
     }
-    const read = (p: string | null) => {
-      if (p === null) return null;
-      try {
-        return readWhole(this.guest.config.files, 'images', p);
-      } catch (e) {
-        if (e instanceof QmpError) throw e;
-        throw QmpError.generic(`could not load kernel '${p}': ${strerror(e)}`);
-      }
-    };
-    const c = this.guest.config;
-    const table = buildKernelHashesTable(read(c.kernel)!, read(c.initrd), c.append);
+    const table = buildKernelHashesTable(images.kernel, images.initrd, images.append);
     this.guest.memory.write(area.base, table);
     kvm(() => this.kvmSev!.launchUpdateData(this.guest.memory, area.base, PADDED_TABLE_SIZE));
   }
@@ -343,16 +339,3 @@ export class SevGuest {
     return [lines[3]!, ...lines.slice(0, 3), ...lines.slice(4)];
   }
 }
-
-function readB64File(files: FileAccess, path: string | null): Buffer | null {
-  if (path === null) return null;
-  let text: string;
-  try {
-    text = readWhole(files, 'inputs', path).toString('latin1');
-  } catch (e) {
-    if (e instanceof QmpError) throw e;
-    throw QmpError.generic(`SEV: Failed to read '${path}' (Failed to open file “${path}”: ${strerror(e)})`);
-  }
-  return glibBase64Decode(text);
-}
-

@@ -6,10 +6,8 @@
  * VMSAs, with the ID block, ID auth and host data. Reports are requested from inside the
  * guest; the host's view of its memory is ciphertext.
  */
-import { readWhole } from '../confinement/paths.js';
 import { QmpError } from '../errors/qmp-error.js';
-import { strerror } from '../util/strerror.js';
-import { SevGuest, type SevGuestSpec, type SnpGuestSpec } from './sev-guest.js';
+import { SevGuest, type KernelImages, type SevGuestSpec, type SnpGuestSpec } from './sev-guest.js';
 import { kvmCall as kvm, SevFailure } from './qemu-errors.js';
 import { VmType } from '../kvm/kvm-sev.js';
 import { cpuModelHasAvx512, SevFeature } from '../../abi/vmsa.js';
@@ -34,16 +32,7 @@ export class SnpGuest extends SevGuest {
     super(guest, spec, host);
     this.snpSpec = spec.snp!;
     this.handle = 0;
-    let table: Buffer | null = null;
-    if (this.snpSpec.certsFile) {
-      try {
-        table = readWhole(guest.config.files, 'inputs', this.snpSpec.certsFile);
-      } catch (e) {
-        if (e instanceof QmpError) throw e;
-        throw QmpError.generic(`SEV-SNP: failed to read certificate table '${this.snpSpec.certsFile}': ${strerror(e)}`);
-      }
-    }
-    this.certTable = table;
+    this.certTable = this.snpSpec.certTable;
   }
 
   override get es(): boolean {
@@ -84,7 +73,8 @@ export class SnpGuest extends SevGuest {
         this.update(flash.base, flash.size, SnpPageType.NORMAL);
       }
       const entries = this.guest.ovmfEntries;
-      const withHashes = this.spec.kernelHashes && this.guest.config.kernel !== null;
+      const hashed = this.spec.kernelHashes;
+      const withHashes = hashed !== null;
       const sections = parseSevMetadata(this.guest.config.firmware, entries);
       if (withHashes && !sections.some((s) => s.type === SectionType.SNP_KERNEL_HASHES)) {
         throw QmpError.generic('SEV: kernel specified but guest firmware has no hashes table GUID');
@@ -92,7 +82,7 @@ export class SnpGuest extends SevGuest {
       for (const s of sections) {
         const type = sectionPageType(s.type, withHashes);
         if (s.type === SectionType.SNP_SECRETS) this.secretsGpa = s.gpa;
-        if (s.type === SectionType.SNP_KERNEL_HASHES && withHashes) this.writeKernelHashes(s.gpa, s.size);
+        if (s.type === SectionType.SNP_KERNEL_HASHES && hashed) this.writeKernelHashes(s.gpa, s.size, hashed);
         if (s.type === SectionType.CPUID) this.updateCpuid(s.gpa, s.size);
         else this.update(s.gpa, s.size, type);
       }
@@ -122,13 +112,11 @@ export class SnpGuest extends SevGuest {
     }
   }
 
-  private writeKernelHashes(gpa: number, size: number): void {
+  private writeKernelHashes(gpa: number, size: number, images: KernelImages): void {
     const area = readBaseSize(findEntry(this.guest.ovmfEntries, SEV_HASH_TABLE_BLOCK_GUID));
     if (!area || area.base < gpa || area.base >= gpa + size) throw QmpError.generic('SEV: kernel specified but guest firmware has no hashes table GUID');
-    const c = this.guest.config;
-    const read = (p: string | null) => (p === null ? null : readWhole(c.files, 'images', p));
     this.guest.memory.write(gpa, Buffer.alloc(size));
-    this.guest.memory.write(area.base, buildKernelHashesTable(read(c.kernel)!, read(c.initrd), c.append));
+    this.guest.memory.write(area.base, buildKernelHashesTable(images.kernel, images.initrd, images.append));
   }
 
   /**

@@ -15,6 +15,9 @@ const TEXTS: Record<string, string> = {
   EBUSY: 'Device or resource busy',
   EINVAL: 'Invalid argument',
   ENOTTY: 'Inappropriate ioctl for device',
+  ENXIO: 'No such device or address',
+  EAGAIN: 'Resource temporarily unavailable',
+  EMFILE: 'Too many open files',
 };
 
 /** Linux errno numbers of the codes above (ioctl results are negative errnos). */
