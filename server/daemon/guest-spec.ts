@@ -10,7 +10,7 @@ import { checkSpecFile, readFirmware, readSpecFile, SpecError } from './spec-fil
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
 import type { GuestConfig } from '../guest/guest.js';
 import type { Args } from '../dispatch/dispatcher.js';
-import type { SevGuestSpec, SnpGuestSpec } from '../sev/sev-guest.js';
+import type { ConfidentialSpec, SnpSpec } from '../sev/guest-spec-kinds.js';
 import { UNCONFINED, type FileAccess } from '../confinement/paths.js';
 import { parseMigrationUri } from '../migration/uri.js';
 import { CPU_MODELS } from '../../abi/vmsa.js';
@@ -28,7 +28,7 @@ const DEFAULT_MEMORY = 512 * 1024 * 1024;
 
 export interface NormalizedSpec {
   config: GuestConfig;
-  sev: SevGuestSpec | null;
+  sev: ConfidentialSpec | null;
 }
 
 // Where the spec's errors were always found (the daemon's config errors name the member).
@@ -87,17 +87,17 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
   const launchInput = (member: 'sev-guest.dh-cert-file' | 'sev-guest.session-file', path: string | null) =>
     incoming === null && path !== null ? glibBase64Decode(readSpecFile(files, member, path)!.toString('latin1')) : null;
   const common = (o: Args) => ({
-    handle: 0, godh: null, session: null,
     cbitpos: (o['cbitpos'] as number | undefined) ?? null,
     reducedPhysBits: (o['reduced-phys-bits'] as number | undefined) ?? null,
-    kernelHashes,
-    legacyVmType: false, smp, cpu, snp: null,
+    kernelHashes, smp, cpu,
   });
-  let sev: SevGuestSpec | null = null;
+  let sev: ConfidentialSpec | null = null;
   if (sevArgs) {
+    const policy = (sevArgs['policy'] as number | undefined) ?? 1;
     sev = {
       ...common(sevArgs),
-      policy: (sevArgs['policy'] as number | undefined) ?? 1,
+      kind: policy & Policy.ES ? 'sev-es' : 'sev',
+      policy,
       handle: (sevArgs['handle'] as number | undefined) ?? 0,
       godh: launchInput('sev-guest.dh-cert-file', str(sevArgs['dh-cert-file'])),
       session: launchInput('sev-guest.session-file', str(sevArgs['session-file'])),
@@ -105,9 +105,9 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
       legacyVmType: sevArgs['legacy-vm-type'] === true || sevArgs['legacy-vm-type'] === 'on',
     };
   } else if (snpArgs) {
-    sev = { ...common(snpArgs), policy: 0, snp: snpSpec(snpArgs, files) };
+    sev = { ...common(snpArgs), ...snpSpec(snpArgs, files) };
   }
-  const es = sev !== null && (sev.snp !== null || (sev.policy & Policy.ES) !== 0);
+  const es = sev !== null && sev.kind !== 'sev';
   const spec: NormalizedSpec = {
     config: {
       name,
@@ -139,13 +139,14 @@ function b64Prop(o: Args, member: string, rule: (n: number) => string | null): B
 }
 
 /** The sev-snp-guest object (interface §9; QEMU's defaults: policy 0x30000, everything else off). */
-function snpSpec(o: Args, files: FileAccess): SnpGuestSpec {
+function snpSpec(o: Args, files: FileAccess): Omit<SnpSpec, 'cbitpos' | 'reducedPhysBits' | 'kernelHashes' | 'smp' | 'cpu'> {
   const gosvw = b64Prop(o, 'guest-visible-workarounds', (n) => (n !== 16 ? `parameter length of ${n} exceeds max of 16` : null));
   const idBlock = b64Prop(o, 'id-block', (n) => (n !== 96 ? `parameter length of ${n} not equal to 96` : null));
   const idAuth = b64Prop(o, 'id-auth', (n) => (n > 4096 ? `parameter length:ID_AUTH ${n} exceeds max of 4096` : null));
   const hostData = b64Prop(o, 'host-data', (n) => (n !== 32 ? `parameter length of ${n} not equal to 32` : null));
   const policy = o['policy'];
   return {
+    kind: 'sev-snp',
     policy: policy === undefined ? 0x30000n : BigInt(policy as number | bigint),
     gosvw: gosvw ?? Buffer.alloc(16),
     idBlock,

@@ -14,8 +14,7 @@ import { atLeast } from '../dispatch/version.js';
 import { Monitor } from '../qmp/monitor.js';
 import { UnixListener } from '../transport/unix-socket.js';
 import { schema } from '../../schema/index.js';
-import { SevGuest } from '../sev/sev-guest.js';
-import { SnpGuest } from '../sev/snp-guest.js';
+import { createConfidentialGuest, type ConfidentialGuest } from '../sev/guest-kinds.js';
 import { SnpGuestDriver } from '../guest/snp-guest-driver.js';
 import { kvmCall, launchWording, SevFailure } from '../sev/qemu-errors.js';
 import { QmpError } from '../errors/qmp-error.js';
@@ -32,7 +31,7 @@ let agentDispatcher: Dispatcher<AgentContext> | undefined;
 
 export class Vm {
   readonly guest: Guest;
-  readonly sev: SevGuest | null;
+  readonly sev: ConfidentialGuest | null;
   readonly qmpPath: string;
   readonly qgaPath: string;
   private listeners: UnixListener[] = [];
@@ -42,7 +41,7 @@ export class Vm {
     const sevHost = host.sevHost;
     this.guest = new Guest(spec.config, { onExit: () => onExit(this) }, spec.sev ? sevHost.memory : null);
     // QEMU's startup checks run before anything is created.
-    this.sev = spec.sev ? (spec.sev.snp ? new SnpGuest(this.guest, spec.sev, sevHost) : new SevGuest(this.guest, spec.sev, sevHost)) : null;
+    this.sev = spec.sev ? createConfidentialGuest(this.guest, spec.sev, sevHost) : null;
     this.qmpPath = join(host.config.runDir, 'guests', `${spec.config.name}.qmp`);
     this.qgaPath = join(host.config.runDir, 'guests', `${spec.config.name}.qga`);
     const version = host.version;
@@ -102,8 +101,8 @@ export class Vm {
 
   /** An SNP guest's sev-guest driver: its secrets page as it reads it, messages through KVM to the firmware. */
   private snpDriver(): { driver: SnpGuestDriver; certTable: Buffer | null } | null {
-    const snp = this.sev instanceof SnpGuest ? this.sev : null;
-    if (!snp) return null;
+    const snp = this.sev;
+    if (snp?.kind !== 'sev-snp') return null;
     const mem = this.guest.memory;
     const driver = new SnpGuestDriver({
       secretsPage: () => {

@@ -15,6 +15,7 @@ import { SnpPageType, type SnpPageTypeCode } from '../../abi/snp/launch-digest.j
 import type { SnpFinishArgs, SnpGuestFirmware } from '../firmware/snp-guest-firmware.js';
 import type { IncomingPacket, OutgoingPacket, SendReceive, SendStartInput } from '../firmware/send-receive.js';
 import type { OutBuf } from '../firmware/platform.js';
+import { GState } from '../firmware/guest-contexts.js';
 
 /** Pages one KVM_SEV_SNP_LAUNCH_UPDATE call processes at most before returning progress. */
 export const SNP_UPDATE_PAGES = 128;
@@ -89,6 +90,11 @@ export class KvmSev {
   /** The firmware handle once LAUNCH_START or RECEIVE_START made a context. */
   handle = 0;
   private launched = false;
+  /** True once SEND_FINISH ran: the firmware context is SENT and may never run here again. */
+  get sent(): boolean {
+    return !this.snp && this.launched && this.fw.contexts.peek(this.handle)?.state === GState.SENT;
+  }
+
   /** An SNP VM (KVM_X86_SNP_VM): SNP launch commands, VMSAs added at LAUNCH_FINISH. */
   get snp(): boolean {
     return this.vmType === VmType.SNP;

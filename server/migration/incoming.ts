@@ -7,7 +7,7 @@ import net from 'node:net';
 import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { Guest } from '../guest/guest.js';
-import type { SevGuest } from '../sev/sev-guest.js';
+import type { ConfidentialGuest } from '../sev/guest-kinds.js';
 import type { MigrationState } from './migration-state.js';
 import { StreamLoader, type LoaderOptions, type StreamSource } from './stream-loader.js';
 import { ACK } from './sink.js';
@@ -21,7 +21,7 @@ export class IncomingMigration {
 
   constructor(
     private readonly guest: Guest,
-    private readonly sev: SevGuest | null,
+    private readonly sev: ConfidentialGuest | null,
     private readonly state: MigrationState,
     private readonly options: LoaderOptions = {},
   ) {}

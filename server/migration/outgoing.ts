@@ -115,8 +115,7 @@ export class OutgoingMigration {
       await this.sink.finish(ACK_TIMEOUT_MS);
       this.check();
       if (this.sev) {
-        this.sev.sendFinish();
-        this.sev.state = 'running'; // QEMU shows running; the firmware context is SENT
+        this.sev.sendFinish(); // QEMU shows running again; the firmware context is SENT
       }
       st.downtime = Date.now() - stoppedAt;
       st.endedAt = Date.now();
@@ -129,7 +128,6 @@ export class OutgoingMigration {
       this.sink?.abort();
       if (this.sevStarted && this.sev) {
         this.sev.sendCancel();
-        this.sev.state = 'running';
       }
       if (before !== null) this.guest.leaveMigration(before);
       st.endedAt = Date.now();
@@ -161,7 +159,6 @@ export class OutgoingMigration {
     }
     const { session, policy } = sev.sendStart(target);
     this.sevStarted = true;
-    sev.state = 'send-update';
     return { policy, pdh: this.own().pdh, session };
   }
 

@@ -11,6 +11,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Guest } from '../guest/guest.js';
+import type { ConfidentialGuest } from '../sev/guest-kinds.js';
 import type { SevGuest } from '../sev/sev-guest.js';
 import { Policy } from '../firmware/guest-firmware.js';
 import type { IncomingPacket } from '../firmware/send-receive.js';
@@ -60,15 +61,18 @@ export class StreamLoader {
   #ended = false;
   #scheduled = false;
   #activated = false;
+  /** The guest's SEV context as a migration target (SNP guests are refused at the config record). */
+  readonly #target: SevGuest | null;
 
   constructor(
     private readonly guest: Guest,
-    private readonly sev: SevGuest | null,
+    private readonly sev: ConfidentialGuest | null,
     private readonly st: MigrationState,
     private readonly source: StreamSource,
     options: LoaderOptions = {},
   ) {
     this.#sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
+    this.#target = sev?.kind === 'sev-snp' ? null : sev;
     const ram = this.ramRegions();
     const pages = ram.reduce((a, r) => a + r.size / PAGE, 0);
     const end = Math.max(0, ...ram.map((r) => (r.base + r.size) / PAGE));
@@ -139,7 +143,7 @@ export class StreamLoader {
     if (!this.#pending.length) return;
     const packets = this.#pending;
     this.#pending = [];
-    this.sev!.receiveUpdateData(packets);
+    this.#target?.receiveUpdateData(packets);
   }
 
   #count(bytes: number): void {
@@ -164,7 +168,7 @@ export class StreamLoader {
 
   #apply(rec: StreamRecord): boolean {
     const mem = this.guest.memory;
-    const sev = this.sev;
+    const sev = this.#target;
     switch (rec.kind) {
       case 'config':
         this.#count(8);
@@ -222,7 +226,7 @@ export class StreamLoader {
     if (sevStream && !this.sev) throw new StreamFormatError(Code.SEV_MISMATCH, 'sevd: the stream carries an SEV guest but this guest has no sev-guest object');
     if (!sevStream && this.sev) throw new StreamFormatError(Code.SEV_MISMATCH, 'sevd: the stream carries a guest without SEV but this guest has a sev-guest object');
     // QEMU's blockers: SEV-ES and SNP guests are never migrated, so never received either.
-    if (this.sev?.spec.snp) throw new StreamFormatError(Code.UNSUPPORTED, 'SEV-SNP: Migration is not implemented');
+    if (this.sev?.kind === 'sev-snp') throw new StreamFormatError(Code.UNSUPPORTED, 'SEV-SNP: Migration is not implemented');
     if (this.sev?.es) throw new StreamFormatError(Code.UNSUPPORTED, 'SEV: Migration is not implemented');
   }
 
@@ -265,7 +269,7 @@ export class StreamLoader {
     this.#pending = [];
     this.#shared = null;
     this.source.destroy();
-    if (this.sev) this.sev.discardIncoming();
+    if (this.sev) this.sev.discard();
     else this.guest.memory.discard();
     this.st.errorDesc = e instanceof Error ? e.message : String(e);
     this.st.endedAt = Date.now();

@@ -2,7 +2,7 @@
 import { QmpError } from '../errors/qmp-error.js';
 import type { OutValue } from '../qmp/json/writer.js';
 import type { Guest } from '../guest/guest.js';
-import type { SevGuest } from '../sev/sev-guest.js';
+import type { ConfidentialGuest } from '../sev/guest-kinds.js';
 import { MigrationState } from './migration-state.js';
 import { OutgoingMigration, type OwnCerts } from './outgoing.js';
 import { IncomingMigration } from './incoming.js';
@@ -19,7 +19,7 @@ export class VmMigration {
 
   constructor(
     private readonly guest: Guest,
-    private readonly sev: SevGuest | null,
+    private readonly sev: ConfidentialGuest | null,
     private readonly own: () => OwnCerts,
     private readonly modernUriErrors: boolean,
     private readonly paths: PathPolicy,
@@ -41,10 +41,11 @@ export class VmMigration {
     if (this.state.active) throw QmpError.generic("There's a migration process in progress");
     if (this.guest.runState === 'inmigrate') throw QmpError.generic('Guest is waiting for an incoming migration');
     // QEMU never merged SEV-ES or SNP migration: its blockers' texts, before anything is sent.
-    if (this.sev?.spec.snp) throw QmpError.generic('SEV-SNP: Migration is not implemented');
-    if (this.sev?.es) throw QmpError.generic('SEV: Migration is not implemented');
+    const sev = this.sev;
+    if (sev?.kind === 'sev-snp') throw QmpError.generic('SEV-SNP: Migration is not implemented');
+    if (sev?.es) throw QmpError.generic('SEV: Migration is not implemented');
     const uri = this.uri(uriText, origin);
-    this.outgoing = new OutgoingMigration(this.guest, this.sev, this.state, uri, this.own, (p) => this.paths.openForWrite('migration', p, origin),
+    this.outgoing = new OutgoingMigration(this.guest, sev, this.state, uri, this.own, (p) => this.paths.openForWrite('migration', p, origin),
       this.faults?.migration(this.guest.name));
     this.running = this.outgoing.run();
   }

@@ -10,16 +10,18 @@ import { QmpError } from '../errors/qmp-error.js';
 import { kvmCall, ownWording, queriedLength, SevFailure } from './qemu-errors.js';
 import { findEntry, readBaseSize, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';
-import type { SevGuest } from './sev-guest.js';
-import { SnpGuest } from './snp-guest.js';
+import type { ConfidentialGuest } from './guest-kinds.js';
+import { SEV_STATES } from './launched-vm.js';
 
 export interface SevGuestContext extends SessionContext {
   guest: Guest;
   /** The guest's SEV state, or null for a guest without SEV. */
-  sevGuest: SevGuest | null;
+  sevGuest: ConfidentialGuest | null;
 }
 
 const KVM_MAX_SECRET = 16384;
+/** QEMU compares SevState codes: the measurement exists from launch-secret on. */
+const LAUNCH_SECRET_CODE = SEV_STATES.indexOf('launch-secret');
 
 function querySev<C extends SevGuestContext>(): Handler<C> {
   return (_a, { sevGuest: s, session }) => {
@@ -27,8 +29,8 @@ function querySev<C extends SevGuestContext>(): Handler<C> {
     const base = s
       ? { enabled: true, 'api-major': s.api.major, 'api-minor': s.api.minor, 'build-id': s.api.build, state: s.state }
       : { enabled: false, 'api-major': 0, 'api-minor': 0, 'build-id': 0, state: 'uninit' };
-    if (s instanceof SnpGuest) return { ...base, 'sev-type': 'sev-snp', 'snp-policy': Number(s.snpPolicy) };
-    const branch = { policy: s?.policy ?? 0, handle: s?.handle ?? 0 };
+    if (s) return { ...base, ...s.queryMembers(modern) };
+    const branch = { policy: 0, handle: 0 };
     return modern ? { ...base, 'sev-type': 'sev', ...branch } : { ...base, ...branch };
   };
 }
@@ -57,7 +59,8 @@ function injectSecret<C extends SevGuestContext>(): Handler<C> {
     } else {
       gpa = typeof args['gpa'] === 'number' ? args['gpa'] : Number.MAX_SAFE_INTEGER;
     }
-    if (s.state !== 'launch-secret') throw QmpError.generic(`SEV: Not in correct state. (LSECRET) ${s.sevStateCode.toString(16)}`);
+    // An SNP guest is never in launch-secret: QEMU's state check answers for it too.
+    if (s.kind === 'sev-snp' || s.state !== 'launch-secret') throw QmpError.generic(`SEV: Not in correct state. (LSECRET) ${s.sevStateCode.toString(16)}`);
     const hdr = glibBase64Decode(args['packet-header'] as string);
     if (hdr.length === 0) throw QmpError.generic('SEV: Failed to decode sequence header');
     const secret = glibBase64Decode(args['secret'] as string);
@@ -65,8 +68,6 @@ function injectSecret<C extends SevGuestContext>(): Handler<C> {
     checkGuestRange(guest, gpa, secret.length, rawGpa);
     if (hdr.length > KVM_MAX_SECRET || secret.length > KVM_MAX_SECRET) throw QmpError.generic("SEV: failed to inject secret ret=-22 fw_error=0 ''");
     kvmCall(() => s.launchSecret(hdr, gpa, secret), ownWording(SevFailure.injectSecret));
-    s.lastSecretGpa = gpa;
-    s.lastSecretLen = secret.length;
   };
 }
 
@@ -74,7 +75,7 @@ function attestationReport<C extends SevGuestContext>(): Handler<C> {
   return (args, { sevGuest: s, session }) => {
     if (!s) throw QmpError.generic('SEV is not enabled');
     // SNP guests ask for their reports themselves (SNP_GUEST_REQUEST), as QEMU says.
-    if (s instanceof SnpGuest) throw QmpError.generic('SEV-SNP guests do not support this command');
+    if (s.kind === 'sev-snp') throw QmpError.generic('SEV-SNP guests do not support this command');
     const modern = atLeast(session.monitor.version, '6.2.0');
     const mnonce = glibBase64Decode(args['mnonce'] as string);
     if (mnonce.length !== 16) throw QmpError.generic(`SEV: mnonce must be 16 bytes (got ${mnonce.length})`);
@@ -88,7 +89,7 @@ export function sevGuestHandlers<C extends SevGuestContext>(): Record<string, Ha
     'query-sev': querySev<C>(),
     'query-sev-launch-measure': (_a, { sevGuest: s, session }) => {
       // Available from launch-secret on, once measured (a migrated guest never was).
-      if (s && s.measurement !== null && s.sevStateCode >= 2) return { data: s.measurement };
+      if (s && s.kind !== 'sev-snp' && s.measurement !== null && s.sevStateCode >= LAUNCH_SECRET_CODE) return { data: s.measurement };
       throw QmpError.generic(atLeast(session.monitor.version, '6.2.0') ? 'SEV launch measurement is not available' : 'Measurement is not available');
     },
     'sev-inject-launch-secret': injectSecret<C>(),
