@@ -15,7 +15,7 @@ const sevGuestProperties = {
   '*kernel-hashes': 'bool',
 } as const;
 
-export const controlSchema: readonly Expr[] = [
+export const controlSchema = [
   { alternate: 'StrOrNull', data: { s: 'str', n: 'null' } },
   { alternate: 'GuestMemorySize', data: { bytes: 'size', text: 'str' } },
   { enum: 'OnOffAuto', data: ['auto', 'on', 'off'] },
@@ -74,4 +74,4 @@ export const controlSchema: readonly Expr[] = [
   { struct: 'GuestAsid', data: { name: 'str', asid: 'int' } },
   { struct: 'AsidInfo', data: { 'max-asid': 'int', 'min-sev-asid': 'int', 'in-use': ['GuestAsid'], free: 'int' } },
   { command: 'query-asids', readOnly: true, returns: 'AsidInfo', monitors: ['control'] },
-];
+] as const satisfies readonly Expr[];

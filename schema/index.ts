@@ -10,7 +10,8 @@ import { sevSchema } from './sev.js';
 import { migrationSchema } from './migration.js';
 import { faultSchema } from './faults.js';
 
-export const schema: readonly Expr[] = [
+/** The schema with its literal types: what the server derives handler types from. */
+export const schemaLiterals = [
   ...monitorSchema,
   ...runStateSchema,
   ...controlSchema,
@@ -20,6 +21,8 @@ export const schema: readonly Expr[] = [
   ...faultSchema,
   ...agentSchema,
   ...introspectSchema,
-];
+] as const satisfies readonly Expr[];
+
+export const schema: readonly Expr[] = schemaLiterals;
 
 export * from './defs.js';

@@ -1,7 +1,7 @@
 /** SEV platform commands: QEMU's query-sev-capabilities and sevd's control commands (interface.md §5). */
 import type { Expr } from './defs.js';
 
-export const sevPlatformSchema: readonly Expr[] = [
+export const sevPlatformSchema = [
   {
     struct: 'SevCapability',
     data: {
@@ -49,4 +49,4 @@ export const sevPlatformSchema: readonly Expr[] = [
   { command: 'sev-snp-set-config', data: { '*reported-tcb': 'SnpTcb', '*mask-chip-id': 'bool', '*mask-chip-key': 'bool' }, monitors: ['control'] },
   { command: 'sev-snp-commit', monitors: ['control'] },
   { command: 'sev-snp-set-tcb', data: 'SnpTcb', boxed: true, monitors: ['control'] },
-];
+] as const satisfies readonly Expr[];

@@ -3,7 +3,7 @@
  * and the control commands of interface.md §5, with firmware failures as
  * `SEV: <CMD> failed: fw_err=<n> (<text>)`.
  */
-import type { Handler } from '../dispatch/dispatcher.js';
+import type { Handler, Handlers } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
@@ -11,7 +11,7 @@ import { QmpError } from '../errors/qmp-error.js';
 import type { SevDevice } from '../firmware/sev-device.js';
 import { fwCall, SevFailure } from '../sev/qemu-errors.js';
 import { SnpTcbError } from '../firmware/snp-platform.js';
-import { decodeTcb, type Tcb } from '../../abi/snp/tcb.js';
+import { decodeTcb } from '../../abi/snp/tcb.js';
 
 export interface SevHostContext extends SessionContext {
   sev: SevDevice;
@@ -19,7 +19,7 @@ export interface SevHostContext extends SessionContext {
   cbitpos: number;
 }
 
-export function sevCapabilitiesHandler<C extends SevHostContext>(): Handler<C> {
+export function sevCapabilitiesHandler<C extends SevHostContext>(): Handler<C, 'query-sev-capabilities'> {
   return (_a, { sev, cbitpos, session }) => {
     const v = session.monitor.version;
     const modern = atLeast(v, '6.2.0');
@@ -36,7 +36,7 @@ export function sevCapabilitiesHandler<C extends SevHostContext>(): Handler<C> {
   };
 }
 
-export function sevPlatformHandlers<C extends SevHostContext>(): Record<string, Handler<C>> {
+export function sevPlatformHandlers<C extends SevHostContext>(): Handlers<C> {
   return {
     'query-sev-capabilities': sevCapabilitiesHandler<C>(),
     'sev-platform-status': (_a, { sev }) => {
@@ -68,20 +68,20 @@ export function sevPlatformHandlers<C extends SevHostContext>(): Record<string, 
     },
     'sev-snp-set-config': (args, { sev }) =>
       fwCall(() => sev.snpConfig({
-        ...(args['reported-tcb'] ? { reportedTcb: args['reported-tcb'] as unknown as Tcb } : {}),
-        ...(args['mask-chip-id'] !== undefined ? { maskChipId: args['mask-chip-id'] as boolean } : {}),
-        ...(args['mask-chip-key'] !== undefined ? { maskChipKey: args['mask-chip-key'] as boolean } : {}),
+        ...(args['reported-tcb'] ? { reportedTcb: args['reported-tcb'] } : {}),
+        ...(args['mask-chip-id'] !== undefined ? { maskChipId: args['mask-chip-id'] } : {}),
+        ...(args['mask-chip-key'] !== undefined ? { maskChipKey: args['mask-chip-key'] } : {}),
       })),
     'sev-snp-commit': (_a, { sev }) => fwCall(() => sev.snpCommit()),
     'sev-snp-set-tcb': (args, { sev }) => {
       try {
-        fwCall(() => sev.snpSetTcb(args as unknown as Tcb));
+        fwCall(() => sev.snpSetTcb(args));
       } catch (e) {
         if (e instanceof SnpTcbError) throw QmpError.generic(e.message);
         throw e;
       }
     },
     'sev-pek-cert-import': (args, { sev }) =>
-      fwCall(() => sev.pekCertImport(glibBase64Decode(args['pek-cert'] as string), glibBase64Decode(args['oca-cert'] as string))),
+      fwCall(() => sev.pekCertImport(glibBase64Decode(args['pek-cert']), glibBase64Decode(args['oca-cert']))),
   };
 }

@@ -91,9 +91,10 @@ export class FaultRegistry {
     }));
   }
 
-  clear(id?: number): void {
+  /** `id` as the visitor gives an `int`: past 2^53 a bigint, which names no fault. */
+  clear(id?: number | bigint): void {
     if (id === undefined) this.entries.clear();
-    else if (!this.entries.delete(id)) throw QmpError.generic(`Fault ${id} not found`);
+    else if (typeof id === 'bigint' || !this.entries.delete(id)) throw QmpError.generic(`Fault ${id} not found`);
   }
 
   private fire(e: Entry, detail: string): void {

@@ -2,7 +2,7 @@
  * The SEV commands of a guest monitor, with QEMU's checks, order and texts
  * (qmp-protocol.md §14.4–14.9).
  */
-import type { Handler } from '../dispatch/dispatcher.js';
+import type { Handler, Handlers } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
 import { glibBase64Decode } from '../dispatch/glib-base64.js';
@@ -23,7 +23,7 @@ const KVM_MAX_SECRET = 16384;
 /** QEMU compares SevState codes: the measurement exists from launch-secret on. */
 const LAUNCH_SECRET_CODE = SEV_STATES.indexOf('launch-secret');
 
-function querySev<C extends SevGuestContext>(): Handler<C> {
+function querySev<C extends SevGuestContext>(): Handler<C, 'query-sev'> {
   return (_a, { sevGuest: s, session }) => {
     const modern = atLeast(session.monitor.version, '9.1.0');
     const base = s
@@ -45,7 +45,7 @@ function checkGuestRange(guest: Guest, gpa: number, size: number, raw: unknown):
   if (gpa + size > region.base + region.size) throw QmpError.generic(`${prefix}Size of memory region at 0x${hex} exceeded.`);
 }
 
-function injectSecret<C extends SevGuestContext>(): Handler<C> {
+function injectSecret<C extends SevGuestContext>(): Handler<C, 'sev-inject-launch-secret'> {
   return (args, { sevGuest: s, guest }) => {
     if (!s) throw QmpError.generic('SEV not enabled for guest');
     let gpa: number;
@@ -61,9 +61,9 @@ function injectSecret<C extends SevGuestContext>(): Handler<C> {
     }
     // An SNP guest is never in launch-secret: QEMU's state check answers for it too.
     if (s.kind === 'sev-snp' || s.state !== 'launch-secret') throw QmpError.generic(`SEV: Not in correct state. (LSECRET) ${s.sevStateCode.toString(16)}`);
-    const hdr = glibBase64Decode(args['packet-header'] as string);
+    const hdr = glibBase64Decode(args['packet-header']);
     if (hdr.length === 0) throw QmpError.generic('SEV: Failed to decode sequence header');
-    const secret = glibBase64Decode(args['secret'] as string);
+    const secret = glibBase64Decode(args['secret']);
     if (secret.length === 0) throw QmpError.generic('SEV: Failed to decode data');
     checkGuestRange(guest, gpa, secret.length, rawGpa);
     if (hdr.length > KVM_MAX_SECRET || secret.length > KVM_MAX_SECRET) throw QmpError.generic("SEV: failed to inject secret ret=-22 fw_error=0 ''");
@@ -71,20 +71,20 @@ function injectSecret<C extends SevGuestContext>(): Handler<C> {
   };
 }
 
-function attestationReport<C extends SevGuestContext>(): Handler<C> {
+function attestationReport<C extends SevGuestContext>(): Handler<C, 'query-sev-attestation-report'> {
   return (args, { sevGuest: s, session }) => {
     if (!s) throw QmpError.generic('SEV is not enabled');
     // SNP guests ask for their reports themselves (SNP_GUEST_REQUEST), as QEMU says.
     if (s.kind === 'sev-snp') throw QmpError.generic('SEV-SNP guests do not support this command');
     const modern = atLeast(session.monitor.version, '6.2.0');
-    const mnonce = glibBase64Decode(args['mnonce'] as string);
+    const mnonce = glibBase64Decode(args['mnonce']);
     if (mnonce.length !== 16) throw QmpError.generic(`SEV: mnonce must be 16 bytes (got ${mnonce.length})`);
     const len = kvmCall(() => queriedLength(() => s.attestationReport(mnonce, 0), 'len'), ownWording(SevFailure.attestationLength(modern)));
     return { data: kvmCall(() => s.attestationReport(mnonce, len), ownWording(SevFailure.attestation)).toString('base64') };
   };
 }
 
-export function sevGuestHandlers<C extends SevGuestContext>(): Record<string, Handler<C>> {
+export function sevGuestHandlers<C extends SevGuestContext>(): Handlers<C> {
   return {
     'query-sev': querySev<C>(),
     'query-sev-launch-measure': (_a, { sevGuest: s, session }) => {
