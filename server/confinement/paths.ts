@@ -1,5 +1,5 @@
 /**
- * Path confinement (interface §14): the one place that decides whether a file name given
+ * Path confinement (docs/interface.md §14): the one place that decides whether a file name given
  * by a monitor client may be opened. On a confined transport a name is resolved (relative
  * names against the kind's first directory, symlinks followed) and must lie inside one of
  * the kind's directories; the check touches no file (realpath reads only directory

@@ -80,7 +80,7 @@ export class Daemon {
   private ws?: WebSocketListener;
   wsUrl: string | null = null;
   private stopping?: Promise<void>;
-  /** The KDS-compatible endpoint of an SNP chip (interface §11). */
+  /** The KDS-compatible endpoint of an SNP chip (docs/interface.md §11). */
   private readonly kds: Kds | null;
   /** Resolves once the daemon has shut down (quit, signal). */
   readonly done: Promise<void>;

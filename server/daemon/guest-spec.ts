@@ -1,5 +1,5 @@
 /**
- * GUEST_SPEC (interface.md §3) after the QAPI visitor: the checks that are not about
+ * GUEST_SPEC (docs/interface.md §3) after the QAPI visitor: the checks that are not about
  * JSON types (name, memory size, files), turning the spec into a GuestConfig.
  */
 import { closeSync, fstatSync, readFileSync } from 'node:fs';
@@ -132,7 +132,7 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
       handle: (sevArgs['handle'] as number | undefined) ?? 0,
       dhCertFile: str(sevArgs['dh-cert-file']),
       sessionFile: str(sevArgs['session-file']),
-      // A bool in QEMU 9.1, OnOffAuto from 9.2; auto uses KVM_SEV_INIT2 (sev-es-snp.md §2).
+      // A bool in QEMU 9.1, OnOffAuto from 9.2; auto uses KVM_SEV_INIT2 (Linux Documentation/virt/kvm/x86/amd-memory-encryption.rst, KVM_SEV_INIT2).
       legacyVmType: sevArgs['legacy-vm-type'] === true || sevArgs['legacy-vm-type'] === 'on',
     };
   } else if (snpArgs) {
@@ -170,7 +170,7 @@ function b64Prop(o: Args, member: string, rule: (n: number) => string | null): B
   return b;
 }
 
-/** The sev-snp-guest object (interface §9; QEMU's defaults: policy 0x30000, everything else off). */
+/** The sev-snp-guest object (docs/interface.md §9; QEMU's defaults: policy 0x30000, everything else off). */
 function snpSpec(o: Args): SnpGuestSpec {
   const gosvw = b64Prop(o, 'guest-visible-workarounds', (n) => (n !== 16 ? `parameter length of ${n} exceeds max of 16` : null));
   const idBlock = b64Prop(o, 'id-block', (n) => (n !== 96 ? `parameter length of ${n} not equal to 96` : null));

@@ -22,7 +22,7 @@ export interface HostContext {
   socketOwner: { mode: number; gid?: number };
   /** Which files monitor clients may name. */
   paths: PathPolicy;
-  /** Injected faults (interface §13). */
+  /** Injected faults (docs/interface.md §13). */
   faults: FaultRegistry;
   log: { debug(obj: object, msg: string): void; warn?(obj: object, msg: string): void; isLevelEnabled?(level: string): boolean };
 }

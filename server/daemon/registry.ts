@@ -15,7 +15,7 @@ import { inGuestScope } from '../faults/scope.js';
 export interface AddOptions {
   /** Remember the definition across restarts (guest-add). */
   persist?: boolean;
-  /** How the spec's files are named and opened (confinement, interface §14). */
+  /** How the spec's files are named and opened (confinement, docs/interface.md §14). */
   paths?: FileAccess;
 }
 

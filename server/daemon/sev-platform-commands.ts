@@ -1,6 +1,6 @@
 /**
  * QMP for the platform: query-sev-capabilities (QEMU's steps and texts, on every monitor)
- * and the control commands of interface.md §5, with firmware failures as
+ * and the control commands of docs/interface.md §5, with firmware failures as
  * `SEV: <CMD> failed: fw_err=<n> (<text>)`.
  */
 import type { Handler } from '../dispatch/dispatcher.js';

@@ -62,7 +62,7 @@ export class Vm {
     }, atLeast(version, '9.0.0'), host.paths, host.faults);
     const vmm: GuestVmm = {
       beforeFirstRun: () => sev?.beforeFirstRun(),
-      // A context that was sent away never runs again here (qmp-protocol.md §17.6).
+      // A context that was sent away never runs again here (AMD's SEV live-migration series: the source's context is gone after SEND_FINISH).
       afterRun: () => {
         if (sev?.sentAway) setImmediate(() => guest.internalError());
       },

@@ -1,5 +1,5 @@
 /**
- * GLib's g_base64_decode (qmp-protocol.md §14.10), which QEMU uses for every base64
+ * GLib's g_base64_decode (glib/gbase64.c), which QEMU uses for every base64
  * argument: never fails; skips characters outside the alphabet; '=' counts as a zero
  * sextet and trims the group's output; an incomplete final group is dropped.
  */

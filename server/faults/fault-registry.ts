@@ -1,5 +1,5 @@
 /**
- * Injected faults (interface §13): what a management tool's tester asked to go wrong, and
+ * Injected faults (docs/interface.md §13): what a management tool's tester asked to go wrong, and
  * the matching that the firmware boundary, the outgoing migration and the monitors ask
  * for. A fault that fires emits SEVD_FAULT on the control monitor and counts in /metrics.
  */

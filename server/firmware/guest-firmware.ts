@@ -1,5 +1,5 @@
 /**
- * The guest side of the emulated SEV firmware (sev-firmware.md §5–9): launch with the real
+ * The guest side of the emulated SEV firmware (SEV API 55766, guest management: LAUNCH_*, ATTESTATION, DBG_*): launch with the real
  * session cryptography, measurement, launch secret, attestation, debug, and the context
  * lifecycle (ACTIVATE / DEACTIVATE / DECOMMISSION / GUEST_STATUS). Guest memory is touched
  * only through the memory controller, with the key of the context's ASID.

@@ -1,5 +1,5 @@
 /**
- * The SNP guest commands of the emulated Secure Processor (sev-es-snp.md §5–7):
+ * The SNP guest commands of the emulated Secure Processor (SNP ABI 56860, SNP_LAUNCH_*, MSG_REPORT_REQ and ATTESTATION_REPORT):
  * SNP_LAUNCH_START (policy checks, GOSVW), SNP_LAUNCH_UPDATE (every page type, the RMP,
  * the SHA-384 launch digest, the SECRETS page with fresh VMPCKs), SNP_LAUNCH_FINISH (ID
  * block, ID auth, author key, host data), SNP_GUEST_REQUEST (AES-256-GCM messages under the

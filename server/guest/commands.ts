@@ -1,4 +1,4 @@
-/** Handlers of a guest's QMP monitor (interface.md §7): run state, HMP, memory dumps. */
+/** Handlers of a guest's QMP monitor (docs/interface.md §7): run state, HMP, memory dumps. */
 import type { Handler } from '../dispatch/dispatcher.js';
 import { commonHandlers, type SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';

@@ -90,7 +90,7 @@ export class Guest {
     this.monitor?.emitEvent(event, data);
   }
 
-  /** QMP stop (qmp-protocol.md §10.3). */
+  /** QMP stop (QMP reference, stop). */
   stop(): void {
     if (this.state === 'inmigrate') {
       this.autostart = false;
@@ -120,7 +120,7 @@ export class Guest {
     afterRun?.();
   }
 
-  // ---- migration (qmp-protocol.md §16.2, §16.3, §17.6) ----
+  // ---- migration (QEMU qapi/migration.json migrate, migrate-incoming; AMD's SEV migration series) ----
 
   /** Source, final phase: a running guest stops in finish-migrate. Returns the state to go back to. */
   enterFinishMigrate(): RunState {

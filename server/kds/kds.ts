@@ -1,5 +1,5 @@
 /**
- * A KDS-compatible endpoint (interface §11; AMD's Key Distribution Service): the chip's
+ * A KDS-compatible endpoint (docs/interface.md §11; AMD's Key Distribution Service): the chip's
  * VCEK certificate for any TCB, the X.509 cert_chain (ASK then ARK) and the ARK's CRL.
  * The ARK and ASK are sevd's emulated AMD roots with the same RSA keys as their AMD-format
  * twins; every certificate is RSASSA-PSS SHA-384 (salt 48) with AMD's names and, for the

@@ -46,7 +46,7 @@ export class OutgoingMigration {
     private readonly uri: MigrationUri,
     private readonly own: () => OwnCerts,
     private readonly openFile: FileOpener,
-    /** An injected migration fault (interface §13) armed for this run. */
+    /** An injected migration fault (docs/interface.md §13) armed for this run. */
     private faultPlan?: MigrationFaultPlan,
   ) {}
 

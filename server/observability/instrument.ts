@@ -1,6 +1,6 @@
 /**
  * The firmware boundary: every firmware command the daemon issues passes here, where it is
- * counted by name and status and where an injected fault (interface §13) replaces its
+ * counted by name and status and where an injected fault (docs/interface.md §13) replaces its
  * outcome, so everything above (KVM layer, QEMU's texts, replies, events, metrics, state
  * left behind) reacts as to a genuine failure. The firmware code itself is untouched.
  */

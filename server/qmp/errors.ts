@@ -1,6 +1,6 @@
 /**
  * The QMP error catalogue: QEMU's error classes and the exact texts of every
- * protocol-level error (qmp-protocol.md §7). Handlers throw QmpError; the session turns
+ * protocol-level error (QEMU docs/interop/qmp-spec.rst, "Error"). Handlers throw QmpError; the session turns
  * it into {"error": {"class", "desc"}}.
  */
 export type ErrorClass = 'GenericError' | 'CommandNotFound' | 'DeviceNotActive' | 'DeviceNotFound' | 'KVMMissingCap';

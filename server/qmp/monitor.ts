@@ -1,6 +1,6 @@
 /**
  * A monitor: one command table and the set of connections attached to it (any number,
- * interface.md §4). Events are formatted once and sent to every connection that finished
+ * docs/interface.md §4). Events are formatted once and sent to every connection that finished
  * negotiation.
  */
 import type { Dispatcher } from '../dispatch/dispatcher.js';

@@ -239,7 +239,7 @@ export class QmpSession {
   }
 
   /**
-   * Sends a reply, unless an injected monitor fault (interface §13) delays it (replies keep
+   * Sends a reply, unless an injected monitor fault (docs/interface.md §13) delays it (replies keep
    * their order: the queue waits) or closes the connection first (the command has run).
    */
   private answer(id: QObject | undefined, error?: QmpError, value?: OutValue, command?: string): Promise<void> | undefined {
@@ -348,7 +348,7 @@ export class QmpSession {
     this.oobEnabled = enable.includes('oob');
     this.mode = 'command';
     clearTimeout(this.negotiationTimer);
-    // The reply must not share a write with later output (qmp-protocol.md §2.8).
+    // The reply must not share a write with later output (QEMU monitor/qmp.c: one write per reply).
     this.flushAfterReply = true;
   }
 }

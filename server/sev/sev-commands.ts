@@ -1,6 +1,6 @@
 /**
  * The SEV commands of a guest monitor, with QEMU's checks, order and texts
- * (qmp-protocol.md §14.4–14.9).
+ * (QEMU qapi/misc-target.json).
  */
 import type { Handler } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';

@@ -24,7 +24,7 @@ import { VMSA_REGION } from '../guest/layout.js';
 export const SEV_STATES = ['uninit', 'launch-update', 'launch-secret', 'running', 'send-update', 'receive-update'] as const;
 export type SevState = (typeof SEV_STATES)[number];
 
-/** QEMU's sev-snp-guest properties (interface §9), decoded. */
+/** QEMU's sev-snp-guest properties (docs/interface.md §9), decoded. */
 export interface SnpGuestSpec {
   policy: bigint;
   gosvw: Buffer;
@@ -98,7 +98,7 @@ export class SevGuest {
   constructor(readonly guest: Guest, readonly spec: SevGuestSpec, protected readonly host: SevHost) {
     this.handle = spec.handle;
     this.policy = spec.policy;
-    // QEMU's startup checks, in order (qmp-protocol.md §15).
+    // QEMU's startup checks, in order (QEMU target/i386/sev.c, sev_common_kvm_init).
     const requested = spec.cbitpos ?? host.cbitpos;
     if (requested !== host.cbitpos) {
       throw QmpError.generic(`sev_common_kvm_init: cbitpos check failed, host '${host.cbitpos}' requested '${requested}'`);
@@ -311,7 +311,7 @@ export class SevGuest {
     this.policy = this.spec.policy;
   }
 
-  /** The SEV secret area as the guest's firmware publishes it (interface.md §8). */
+  /** The SEV secret area as the guest's firmware publishes it (docs/interface.md §8). */
   secretArea(): { base: number; size: number } | undefined {
     const block = readBaseSize(findEntry(this.guest.ovmfEntries, SEV_SECRET_BLOCK_GUID));
     if (block && block.size > 0) return block;
@@ -361,7 +361,7 @@ export class SevGuest {
     return this.kvmSev.attestationReport(mnonce, len);
   }
 
-  /** `info sev` lines (qmp-protocol.md §11). */
+  /** `info sev` lines (QEMU target/i386/sev.c, hmp_info_sev). */
   infoLines(modern: boolean): string[] {
     const lines = [
       `state: ${this.state}`,

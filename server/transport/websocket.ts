@@ -1,5 +1,5 @@
 /**
- * The WebSocket listener (interface.md §4, §6): fastify serves HTTP, `ws` takes the
+ * The WebSocket listener (docs/interface.md §4, §6): fastify serves HTTP, `ws` takes the
  * upgrade. `/qmp` is the control monitor, `/qmp/<name>` a guest monitor, `/qga/<name>` a
  * guest agent. Offering subprotocol `binary` gets QEMU's mode (binary frames carrying the
  * raw byte stream); otherwise one JSON message per text frame each way.
@@ -26,7 +26,7 @@ export interface WebSocketOptions {
   host: string;
   port: number;
   token: string | null;
-  /** Further tokens, each full or read-only (interface §14). */
+  /** Further tokens, each full or read-only (docs/interface.md §14). */
   tokens?: { token: string; access: 'full' | 'read-only' }[];
   allowedOrigins: string[];
   /**
@@ -45,7 +45,7 @@ export interface WebSocketOptions {
   tls?: { cert: Buffer; key: Buffer } | null;
   /** GET /metrics body (Prometheus text). */
   metrics?: () => string;
-  /** The operator view's static files (web/), served at / (interface §12). */
+  /** The operator view's static files (web/), served at / (docs/interface.md §12). */
   webRoot?: string | null;
   /** More HTTP routes (the KDS endpoint). */
   routes?: (app: FastifyInstance) => void;
