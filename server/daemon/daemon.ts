@@ -24,7 +24,7 @@ import { GuestStore } from './guest-store.js';
 import type { HostContext } from './host.js';
 import { ConnectionBudget } from '../transport/connection-budget.js';
 import { resolveGid } from '../transport/group.js';
-import { metrics } from '../observability/metrics.js';
+import { Metrics } from '../observability/metrics.js';
 import { countFirmwareCommands } from '../observability/instrument.js';
 import { Platform } from '../firmware/platform.js';
 import { SevDevice } from '../firmware/sev-device.js';
@@ -38,6 +38,8 @@ import { FaultRegistry } from '../faults/fault-registry.js';
 import { Kds } from '../kds/kds.js';
 import { generationFeatures } from '../firmware/generations.js';
 import { prepareHost, type HostSetup } from './host-setup.js';
+import { vmDispatchers } from './vm.js';
+import { monitorHooks } from './monitor-hooks.js';
 
 export const SEVD_VERSION = '0.1.0';
 
@@ -76,6 +78,8 @@ export class Daemon {
   readonly registry: GuestRegistry;
   readonly control: Monitor<ControlContext>;
   readonly controlPath: string;
+  /** This daemon's metrics: another daemon in the process keeps its own. */
+  readonly metrics = new Metrics();
   private controlListener?: UnixListener;
   private ws?: WebSocketListener;
   wsUrl: string | null = null;
@@ -110,8 +114,9 @@ export class Daemon {
     });
     // sevd's choice: an idle host sits in INIT, as if KVM had started a guest before.
     platform.init();
-    const faults = new FaultRegistry((e) => this.control.emitEvent('SEVD_FAULT', { id: e.id, target: e.target, detail: e.detail }));
-    const boundary = { faults, guestOfHandle: (h: number) => this.registry.list().find((vm) => vm.sev?.handle === h)?.name ?? null };
+    const metrics = this.metrics;
+    const faults = new FaultRegistry((e) => this.control.emitEvent('SEVD_FAULT', { id: e.id, target: e.target, detail: e.detail }), metrics);
+    const boundary = { faults, metrics, guestOfHandle: (h: number) => this.registry.list().find((vm) => vm.sev?.handle === h)?.name ?? null };
     const device = countFirmwareCommands(new SevDevice(platform),
       ['status', 'pekGen', 'pdhGen', 'pekCsr', 'pekCertImport', 'pdhCertExport', 'getId', 'factoryReset', 'snpPlatformStatus', 'snpConfig', 'snpCommit'],
       { rename: { status: 'PLATFORM_STATUS', pekCsr: 'PEK_CSR', pdhCertExport: 'PDH_CERT_EXPORT', getId: 'GET_ID', snpPlatformStatus: 'SNP_PLATFORM_STATUS', snpConfig: 'SNP_CONFIG', snpCommit: 'SNP_COMMIT' }, ...boundary });
@@ -144,9 +149,11 @@ export class Daemon {
         negotiationTimeoutMs: config.limits.negotiationTimeoutMs,
       },
       socketOwner: { mode: config.socketMode, ...socketGid(config.socketGroup) },
-      budget: new ConnectionBudget({ total: config.limits.maxConnections, perMonitor: config.limits.maxConnectionsPerMonitor }),
-      paths: new PathPolicy(setup.dirs, config.paths.confine),
+      budget: new ConnectionBudget({ total: config.limits.maxConnections, perMonitor: config.limits.maxConnectionsPerMonitor }, metrics),
+      paths: new PathPolicy(setup.dirs, config.paths.confine, metrics),
       faults,
+      metrics,
+      dispatchers: vmDispatchers(version),
       log,
     };
     this.registry = new GuestRegistry(this.host);
@@ -171,7 +178,7 @@ export class Daemon {
       limits: this.host.sessionLimits,
       log,
       owner: null,
-      faults: this.host.faults,
+      hooks: monitorHooks('control', null, faults, metrics),
     });
     this.done = new Promise((r) => (this.resolveDone = r));
     metrics.watchEventLoop();
@@ -205,7 +212,7 @@ export class Daemon {
         metricsToken: ws.metricsToken,
         route: (path) => this.route(path),
         budget: this.host.budget,
-        metrics: () => metrics.render(),
+        metrics: this.metrics,
         tls: this.setup.tls,
         webRoot: WEB_ROOT,
         routes: (app) => this.kds?.register(app),
@@ -287,6 +294,7 @@ export class Daemon {
       await this.ws?.close();
       await this.registry.delAll(reason === 'host-qmp-quit' ? 'host-signal' : reason);
       this.host.sevHost.memory.stopHelper();
+      this.metrics.close();
       await Promise.all(this.setup.locks.map((l) => l.release()));
       this.resolveDone();
     })();

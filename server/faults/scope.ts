@@ -24,6 +24,33 @@ export function inGuestScope<T>(guest: string | null, fn: () => T): T {
   return storage.run({ guest, delay: outer?.delay ?? { ms: 0 } }, fn);
 }
 
+/**
+ * Runs one command of `guest`'s monitor in its scope: firmware faults match the guest, and
+ * their delays hold the outcome (a synchronous answer stays synchronous when none fired).
+ */
+export function inCommandScope<T>(guest: string | null, run: () => T | Promise<T>): T | Promise<T> {
+  return inGuestScope(guest, () => {
+    let r: T | Promise<T>;
+    try {
+      r = run();
+    } catch (e) {
+      if (currentScope()!.delay.ms === 0) throw e;
+      r = Promise.reject(e);
+    }
+    if (!(r instanceof Promise) && currentScope()!.delay.ms === 0) return r;
+    return Promise.resolve(r).then(
+      async (v) => {
+        await settleDelay();
+        return v;
+      },
+      async (e) => {
+        await settleDelay();
+        throw e;
+      },
+    );
+  });
+}
+
 /** Waits out the delay collected so far in this scope (and resets it). */
 export async function settleDelay(): Promise<void> {
   const s = storage.getStore();

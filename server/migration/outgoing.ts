@@ -17,7 +17,7 @@ import { PACKET_HEADER_SIZE } from '../../abi/launch-crypto.js';
 import { openSink, type FileOpener, type StreamSink } from './sink.js';
 import type { MigrationFaultPlan } from '../faults/fault-registry.js';
 import type { MigrationUri } from './uri.js';
-import { metrics } from '../observability/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 
 const PAGE = 4096;
 /** Private pages per SEND_UPDATE_DATA batch (and per write to the stream). */
@@ -48,6 +48,8 @@ export class OutgoingMigration {
     private readonly openFile: FileOpener,
     /** An injected migration fault (interface §13) armed for this run. */
     private faultPlan?: MigrationFaultPlan,
+    /** The daemon's metrics (stream bytes out). */
+    private readonly metrics?: Metrics,
   ) {}
 
   /** Releases a stalled stream (cancel). */
@@ -194,7 +196,7 @@ export class OutgoingMigration {
   private async writeBytes(b: Buffer, packets = false): Promise<void> {
     await this.injectFault(b, packets);
     this.state.ram.transferred += b.length;
-    metrics.migrationBytes.incKey('out', { direction: 'out' }, b.length);
+    this.metrics?.migrationBytes.incKey('out', { direction: 'out' }, b.length);
     await this.sink!.write(b);
   }
 

@@ -5,7 +5,7 @@
  * left behind) reacts as to a genuine failure. The firmware code itself is untouched.
  */
 import { FirmwareError, type SevCommand } from '../firmware/status.js';
-import { metrics } from './metrics.js';
+import type { Metrics } from './metrics.js';
 import type { FaultRegistry } from '../faults/fault-registry.js';
 import { currentScope } from '../faults/scope.js';
 
@@ -16,17 +16,19 @@ export interface CountOptions {
   rename?: Record<string, string>;
   /** Batch methods: the argument whose length is the number of commands the call performs. */
   perItem?: Record<string, number>;
+  /** Where each command counts (the daemon's metrics). */
+  metrics: Metrics;
   /** Armed faults to consult before each command. */
   faults?: FaultRegistry;
   /** The guest a firmware handle belongs to, for commands issued outside a guest's scope. */
   guestOfHandle?: (handle: number) => string | null;
 }
 
-const counted = (command: string, status: string, by: number) =>
-  metrics.firmware.incKey(`${command}\0${status}`, () => ({ command, status }), by);
 
 /** Wraps the named methods of `obj` so each call is counted as SUCCESS or its firmware status. */
-export function countFirmwareCommands<T extends object>(obj: T, methods: readonly string[], opts: CountOptions = {}): T {
+export function countFirmwareCommands<T extends object>(obj: T, methods: readonly string[], opts: CountOptions): T {
+  const counted = (command: string, status: string, by: number) =>
+    opts.metrics.firmware.incKey(`${command}\0${status}`, () => ({ command, status }), by);
   const wrapped = new Map<string, unknown>();
   for (const name of methods) {
     const v = (obj as Record<string, unknown>)[name];
