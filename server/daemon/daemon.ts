@@ -25,7 +25,8 @@ import type { HostContext } from './host.js';
 import { ConnectionBudget } from '../transport/connection-budget.js';
 import { resolveGid } from '../transport/group.js';
 import { Metrics } from '../observability/metrics.js';
-import { countFirmwareCommands } from '../observability/instrument.js';
+import { instrumentFirmware } from '../observability/instrument.js';
+import { DEVICE_COMMANDS, GUEST_COMMANDS, SEND_RECEIVE_BATCHES, SEND_RECEIVE_COMMANDS, SNP_GUEST_COMMANDS } from '../firmware/commands.js';
 import { Platform } from '../firmware/platform.js';
 import { SevDevice } from '../firmware/sev-device.js';
 import { GuestFirmware } from '../firmware/guest-firmware.js';
@@ -117,25 +118,19 @@ export class Daemon {
     const metrics = this.metrics;
     const faults = new FaultRegistry((e) => this.control.emitEvent('SEVD_FAULT', { id: e.id, target: e.target, detail: e.detail }), metrics);
     const boundary = { faults, metrics, guestOfHandle: (h: number) => this.registry.list().find((vm) => vm.sev?.handle === h)?.name ?? null };
-    const device = countFirmwareCommands(new SevDevice(platform),
-      ['status', 'pekGen', 'pdhGen', 'pekCsr', 'pekCertImport', 'pdhCertExport', 'getId', 'factoryReset', 'snpPlatformStatus', 'snpConfig', 'snpCommit'],
-      { rename: { status: 'PLATFORM_STATUS', pekCsr: 'PEK_CSR', pdhCertExport: 'PDH_CERT_EXPORT', getId: 'GET_ID', snpPlatformStatus: 'SNP_PLATFORM_STATUS', snpConfig: 'SNP_CONFIG', snpCommit: 'SNP_COMMIT' }, ...boundary });
+    const device = instrumentFirmware(new SevDevice(platform), DEVICE_COMMANDS, boundary);
     const memory = new MemoryController();
     memory.startHelper();
-    const firmware = countFirmwareCommands(new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid ?? defaultMinSevAsid(p.generation, p.maxGuests) }),
-      ['launchStart', 'launchUpdateData', 'launchUpdateVmsa', 'launchMeasure', 'launchSecret', 'launchFinish', 'activate', 'deactivate', 'decommission',
-        'dfFlush', 'guestStatus', 'attestation', 'dbgDecrypt', 'dbgEncrypt'], { rename: { launchSecret: 'LAUNCH_SECRET', dfFlush: 'DF_FLUSH' }, ...boundary });
-    const snpFirmware = countFirmwareCommands(new SnpGuestFirmware(platform, memory),
-      ['launchStart', 'launchUpdate', 'launchFinish', 'guestRequest', 'activate', 'decommission'],
-      { rename: { launchStart: 'SNP_LAUNCH_START', launchUpdate: 'SNP_LAUNCH_UPDATE', launchFinish: 'SNP_LAUNCH_FINISH', guestRequest: 'SNP_GUEST_REQUEST', activate: 'SNP_ACTIVATE', decommission: 'SNP_DECOMMISSION' }, ...boundary });
+    const firmware = instrumentFirmware(
+      new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid ?? defaultMinSevAsid(p.generation, p.maxGuests) }),
+      GUEST_COMMANDS, boundary);
+    const snpFirmware = instrumentFirmware(new SnpGuestFirmware(platform, memory), SNP_GUEST_COMMANDS, boundary);
     this.host = {
       sev: device,
       sevHost: {
         device, firmware, snpFirmware,
         // The single-packet calls go through the batch methods, which count one command per packet.
-        sendReceive: countFirmwareCommands(new SendReceive(firmware),
-          ['sendStart', 'sendUpdateDataPages', 'sendFinish', 'sendCancel', 'receiveStart', 'receiveUpdateDataPages', 'receiveFinish'],
-          { rename: { sendUpdateDataPages: 'SEND_UPDATE_DATA', receiveUpdateDataPages: 'RECEIVE_UPDATE_DATA' }, perItem: { sendUpdateDataPages: 2, receiveUpdateDataPages: 2 }, ...boundary }),
+        sendReceive: instrumentFirmware(new SendReceive(firmware), SEND_RECEIVE_COMMANDS, { ...boundary, perItem: SEND_RECEIVE_BATCHES }),
         memory, asids: new AsidPool(firmware), cbitpos: p.cbitpos, reducedPhysBits: p.reducedPhysBits, generation: p.generation,
         init2: atLeast(version, '9.1.0'),
       },
