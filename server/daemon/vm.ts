@@ -10,6 +10,7 @@ import { agentHandlers, type AgentContext, type GuestMemoryView } from '../guest
 import { parseSecretTable } from '../../abi/efi-secret-table.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Version } from '../dispatch/version.js';
+import { commonHandlers } from '../dispatch/common-commands.js';
 import { compiledSchema } from '../dispatch/compiled-schema.js';
 import { atLeast } from '../dispatch/version.js';
 import { Monitor } from '../qmp/monitor.js';
@@ -40,6 +41,7 @@ export interface VmDispatchers {
 export function vmDispatchers(version: Version): VmDispatchers {
   return {
     guest: new Dispatcher<VmGuestContext>(compiledSchema(schema, 'guest', version), {
+      ...commonHandlers<VmGuestContext>(),
       ...guestHandlers(),
       ...sevGuestHandlers<VmGuestContext>(),
       ...migrationHandlers<VmGuestContext>(),

@@ -7,7 +7,7 @@
  * cancel: SEND_CANCEL and the guest carries on.
  */
 import { setImmediate as tick } from 'node:timers/promises';
-import { glibBase64Decode } from '../dispatch/glib-base64.js';
+import { glibBase64Decode } from '../util/base64.js';
 import type { Guest, RunState } from '../guest/guest.js';
 import type { SevGuest } from '../sev/sev-guest.js';
 import type { MigrationState } from './migration-state.js';

@@ -12,7 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Guest } from '../guest/guest.js';
 import type { SevGuest } from '../sev/sev-guest.js';
-import { Policy } from '../firmware/guest-firmware.js';
+import { Policy } from '../../abi/policy.js';
 import type { IncomingPacket } from '../firmware/send-receive.js';
 import { PageBatch } from '../memory/bulk/page-batch.js';
 import type { Metrics } from '../observability/metrics.js';
