@@ -5,12 +5,11 @@
  */
 import type { MonitorHooks } from '../qmp/monitor.js';
 import type { FaultRegistry } from '../faults/fault-registry.js';
-import { inCommandScope } from '../faults/scope.js';
 import type { Metrics } from '../observability/metrics.js';
 
 export function monitorHooks(kind: 'control' | 'guest' | 'agent', owner: string | null, faults: FaultRegistry, metrics: Metrics): MonitorHooks {
   return {
-    around: (run) => inCommandScope(owner, run),
+    around: (run) => faults.scopes.inCommand(owner, run),
     // Monitor faults are about QMP monitors (the guest agent is software inside the guest),
     // and never hold the reply to the inject-fault that armed them.
     ...(kind === 'agent' ? {} : { beforeReply: (command: string | undefined) => (command === 'inject-fault' ? undefined : faults.monitor(owner)) }),

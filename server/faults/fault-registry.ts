@@ -8,6 +8,7 @@ import { FwStatus, SEV_COMMANDS, type SevCommand } from '../firmware/status.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Args } from '../dispatch/dispatcher.js';
 import type { OutValue } from '../qmp/json/writer.js';
+import { FaultScopes } from './scope.js';
 
 export type FaultTarget = 'firmware' | 'migration' | 'monitor';
 
@@ -64,6 +65,8 @@ function statusCode(v: unknown): number {
 
 export class FaultRegistry {
   private readonly entries = new Map<number, Entry>();
+  /** Which guest the current work is for, and the delay it collected. */
+  readonly scopes = new FaultScopes();
   private nextId = 1;
 
   constructor(private readonly emit: (e: FaultEvent) => void, private readonly metrics?: Metrics) {}

@@ -8,7 +8,6 @@
 import { FirmwareError, type SevCommand } from '../firmware/status.js';
 import type { Metrics } from './metrics.js';
 import type { FaultRegistry } from '../faults/fault-registry.js';
-import { currentScope } from '../faults/scope.js';
 
 export interface CountOptions<K extends string> {
   /** Batch methods: the argument whose length is the number of commands the call performs. */
@@ -39,7 +38,7 @@ export function instrumentFirmware<T extends object, K extends string & keyof T>
     wrapped.set(name, (...args: unknown[]) => {
       const faults = opts.faults;
       if (faults) {
-        const scope = currentScope();
+        const scope = faults.scopes.current();
         const guest = scope?.guest ?? (typeof args[0] === 'number' ? opts.guestOfHandle?.(args[0]) ?? null : null);
         const f = faults.firmware(command, guest);
         if (f) {

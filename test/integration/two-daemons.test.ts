@@ -4,6 +4,7 @@
  * built once per process for the first guest's QEMU version, so `query-sev` on a 6.0.0
  * daemon started after a 9.2.0 one failed with an internal error, and every daemon added
  * its gauges to one process-global registry (`# TYPE sevd_guests` once per daemon).
+ * A fault armed on one daemon fires on that daemon only.
  */
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -29,13 +30,18 @@ async function openDaemon(t: { teardown(fn: () => Promise<void>): void }, qemuVe
   return d;
 }
 
-async function querySev(d: Daemon): Promise<{ return?: Record<string, unknown>; error?: { class: string; desc: string } }> {
-  const c = await RawClient.connect(join(d.host.config.runDir, 'guests', 's.qmp'));
+type Reply = { return?: Record<string, unknown>; error?: { class: string; desc: string } };
+
+async function execute(path: string, command: string, args?: unknown): Promise<Reply> {
+  const c = await RawClient.connect(path);
   await c.negotiate();
-  const r = await c.execute('query-sev');
+  const r = await c.execute(command, args);
   await c.close();
   return r;
 }
+
+const guestQmp = (d: Daemon) => join(d.host.config.runDir, 'guests', 's.qmp');
+const querySev = (d: Daemon) => execute(guestQmp(d), 'query-sev');
 
 async function scrape(d: Daemon): Promise<string> {
   const res = await fetch(`${d.wsUrl!.replace(/^ws/, 'http')}/metrics`);
@@ -64,6 +70,13 @@ t.test('two daemons with different QEMU versions in one process', async (t) => {
     t.same(guestsGauge(text), ['sevd_guests{run_state="prelaunch",sev_state="launch-secret"} 1'], `${name}: its own guest only`);
     t.match(text, /sevd_qmp_commands_total\{monitor="guest",command="query-sev",result="ok"\} 1\n/, `${name}: its own query-sev, once`);
   }
+
+  // A fault armed on one daemon fires there only.
+  t.ok((await execute(newer.controlPath, 'inject-fault', { target: 'firmware', command: 'PDH_CERT_EXPORT', status: 1 })).return, 'fault armed on 9.2.0');
+  t.notOk((await execute(guestQmp(older), 'query-sev-capabilities')).error, '6.0.0: PDH_CERT_EXPORT unaffected');
+  t.match((await execute(guestQmp(newer), 'query-sev-capabilities')).error?.desc, /fw_err=1 /, '9.2.0: the fault fired');
+  t.match(await scrape(newer), /sevd_faults_fired_total\{target="firmware"\} 1\n/);
+  t.notMatch(await scrape(older), /sevd_faults_fired_total\{/, 'nothing fired on 6.0.0');
 
   // Stopping one leaves the other answering, over QMP and /metrics.
   await newer.shutdown('host-signal');
