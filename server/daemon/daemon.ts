@@ -129,7 +129,7 @@ export class Daemon {
       sev: device,
       sevHost: {
         device, firmware, snpFirmware,
-        // The single-packet calls go through the batch methods, which count one command per packet.
+        // A page batch counts one command per packet.
         sendReceive: instrumentFirmware(new SendReceive(firmware), SEND_RECEIVE_COMMANDS, { ...boundary, perItem: SEND_RECEIVE_BATCHES }),
         memory, asids: new AsidPool(firmware), cbitpos: p.cbitpos, reducedPhysBits: p.reducedPhysBits, generation: p.generation,
         init2: atLeast(version, '9.1.0'),
