@@ -13,7 +13,7 @@ import { closeSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, 
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { QmpError } from '../qmp/errors.js';
-import { metrics } from '../observability/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export type FileKind = 'images' | 'inputs' | 'dumps' | 'migration';
 export type ConfineMode = 'websocket' | 'all' | 'none';
@@ -67,7 +67,7 @@ const RELOOK = ['ENOENT', 'ENOTDIR', 'ELOOP'];
 const inside = (path: string, dir: string) => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 
 export class PathPolicy {
-  constructor(readonly dirs: PathDirectories, readonly mode: ConfineMode) {}
+  constructor(readonly dirs: PathDirectories, readonly mode: ConfineMode, private readonly metrics?: Metrics) {}
 
   confines(origin: Origin): boolean {
     if (origin === 'config') return false;
@@ -93,7 +93,7 @@ export class PathPolicy {
   }
 
   private refuse(kind: FileKind, name: string): never {
-    metrics.refusals.inc({ reason: `path-${kind}` });
+    this.metrics?.refusals.inc({ reason: `path-${kind}` });
     throw QmpError.generic(`Path '${name}' is not allowed for ${kind}`);
   }
 

@@ -14,7 +14,8 @@ import type { SevGuestSpec, SnpGuestSpec } from '../sev/sev-guest.js';
 import { UNCONFINED, type FileAccess } from '../confinement/paths.js';
 import { parseMigrationUri } from '../migration/uri.js';
 import { CPU_MODELS } from '../../abi/vmsa.js';
-import { Policy } from '../firmware/guest-firmware.js';
+import { Policy } from '../../abi/policy.js';
+import { qbase64Decode } from '../util/base64.js';
 
 /** vCPUs a guest may have (the VMSA frames hold 256). */
 const MAX_SMP = 256;
@@ -163,8 +164,8 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
 function b64Prop(o: Args, member: string, rule: (n: number) => string | null): Buffer | null {
   const v = str(o[member]);
   if (v === null) return null;
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) throw new SpecError(`sev-snp-guest.${member}`, 'Base64 data is not valid');
-  const b = Buffer.from(v, 'base64');
+  const b = qbase64Decode(v);
+  if (b === null) throw new SpecError(`sev-snp-guest.${member}`, 'Base64 data is not valid');
   const problem = rule(b.length);
   if (problem) throw new SpecError(`sev-snp-guest.${member}`, problem);
   return b;

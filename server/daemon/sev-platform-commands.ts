@@ -6,11 +6,11 @@
 import type { Handler } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
-import { glibBase64Decode } from '../dispatch/glib-base64.js';
+import { glibBase64Decode } from '../util/base64.js';
 import { QmpError } from '../qmp/errors.js';
 import { FirmwareError, fwErrorText } from '../firmware/status.js';
 import type { SevDevice } from '../firmware/sev-device.js';
-import { fwCall } from '../sev/fw-call.js';
+import { fwCall } from './fw-call.js';
 import { SnpTcbError } from '../firmware/snp-platform.js';
 import { decodeTcb, type Tcb } from '../../abi/snp/tcb.js';
 

@@ -5,9 +5,10 @@
  */
 import { QmpError } from '../qmp/errors.js';
 import { FwStatus, SEV_COMMANDS, type SevCommand } from '../firmware/status.js';
-import { metrics } from '../observability/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Args } from '../dispatch/dispatcher.js';
 import type { OutValue } from '../qmp/json/writer.js';
+import { FaultScopes } from './scope.js';
 
 export type FaultTarget = 'firmware' | 'migration' | 'monitor';
 
@@ -64,9 +65,11 @@ function statusCode(v: unknown): number {
 
 export class FaultRegistry {
   private readonly entries = new Map<number, Entry>();
+  /** Which guest the current work is for, and the delay it collected. */
+  readonly scopes = new FaultScopes();
   private nextId = 1;
 
-  constructor(private readonly emit: (e: FaultEvent) => void) {}
+  constructor(private readonly emit: (e: FaultEvent) => void, private readonly metrics?: Metrics) {}
 
   /** Checks and arms a FAULT (already shaped by the schema); returns its id. */
   add(a: Args): number {
@@ -98,7 +101,7 @@ export class FaultRegistry {
 
   private fire(e: Entry, detail: string): void {
     e.fired++;
-    metrics.faults.inc({ target: e.fault.target });
+    this.metrics?.faults.inc({ target: e.fault.target });
     this.emit({ id: e.id, target: e.fault.target, detail });
   }
 

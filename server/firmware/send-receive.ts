@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { FirmwareError, FwStatus, type SevCommand } from './status.js';
 import { GState, transportKeys, type GuestFwContext } from './guest-contexts.js';
-import { Policy, type GuestFirmware } from './guest-firmware.js';
+import type { GuestFirmware } from './guest-firmware.js';
+import { Policy } from '../../abi/policy.js';
 import {
   buildSession, decodePacketHeader, ecdhSecret, MAC_MIGRATION, macMatches, packetMac,
   PACKET_HEADER_SIZE, SESSION_SIZE, sessionKeys, unwrapSession, writePacketHeader,

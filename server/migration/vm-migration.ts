@@ -9,6 +9,7 @@ import { IncomingMigration } from './incoming.js';
 import { parseMigrationUri, type MigrationUri } from './uri.js';
 import type { Origin, PathPolicy } from '../confinement/paths.js';
 import type { FaultRegistry } from '../faults/fault-registry.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export class VmMigration {
   readonly state: MigrationState;
@@ -24,9 +25,10 @@ export class VmMigration {
     private readonly modernUriErrors: boolean,
     private readonly paths: PathPolicy,
     private readonly faults?: FaultRegistry,
+    private readonly metrics?: Metrics,
   ) {
     this.state = new MigrationState((event, data) => guest.monitor?.emitEvent(event, data as OutValue));
-    this.incoming = new IncomingMigration(guest, sev, this.state);
+    this.incoming = new IncomingMigration(guest, sev, this.state, { metrics });
   }
 
   /** Parsed, with a file: or unix: path checked against the migration directories. */
@@ -45,7 +47,7 @@ export class VmMigration {
     if (this.sev?.es) throw QmpError.generic('SEV: Migration is not implemented');
     const uri = this.uri(uriText, origin);
     this.outgoing = new OutgoingMigration(this.guest, this.sev, this.state, uri, this.own, (p) => this.paths.openForWrite('migration', p, origin),
-      this.faults?.migration(this.guest.name));
+      this.faults?.migration(this.guest.name), this.metrics);
     this.running = this.outgoing.run();
   }
 

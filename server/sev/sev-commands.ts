@@ -5,9 +5,9 @@
 import type { Handler } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
-import { glibBase64Decode } from '../dispatch/glib-base64.js';
+import { glibBase64Decode } from '../util/base64.js';
 import { QmpError } from '../qmp/errors.js';
-import { fwErrorText } from '../firmware/status.js';
+import { fwErrorText } from '../../abi/fw-status.js';
 import { isLengthQuery, KvmError } from '../kvm/kvm-sev.js';
 import { findEntry, readBaseSize, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';

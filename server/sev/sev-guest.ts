@@ -6,12 +6,13 @@
  * and words KVM's failures as QEMU does.
  */
 import { readWhole, type FileAccess } from '../confinement/paths.js';
-import { FirmwareError, fwErrorText } from '../firmware/status.js';
-import { Policy } from '../firmware/guest-firmware.js';
-import { isLengthQuery, KvmError, KvmSev, VmType, type VcpuReset } from '../kvm/kvm-sev.js';
-import type { IncomingPacket, OutgoingPacket, SendStartInput } from '../firmware/send-receive.js';
+import { fwErrorText } from '../../abi/fw-status.js';
+import { Policy } from '../../abi/policy.js';
+import {
+  isLengthQuery, KvmError, KvmSev, sevPlatformStatus, VmType, type IncomingPacket, type OutgoingPacket, type SendStartInput, type VcpuReset,
+} from '../kvm/kvm-sev.js';
 import { esResetEip } from '../../abi/vmsa.js';
-import { glibBase64Decode } from '../dispatch/glib-base64.js';
+import { glibBase64Decode } from '../util/base64.js';
 import { QmpError } from '../qmp/errors.js';
 import { strerror } from '../util/strerror.js';
 import { buildKernelHashesTable, PADDED_TABLE_SIZE } from '../../abi/kernel-hashes.js';
@@ -109,19 +110,15 @@ export class SevGuest {
     }
     let st;
     try {
-      st = host.device.status();
+      st = sevPlatformStatus(host.device);
     } catch (e) {
-      if (!(e instanceof FirmwareError)) throw e;
-      throw QmpError.generic(`sev_common_kvm_init: failed to get platform status ret=-1 fw_error='${e.status}: ${fwErrorText(e.status)}'`);
+      if (!(e instanceof KvmError)) throw e;
+      throw QmpError.generic(`sev_common_kvm_init: failed to get platform status ret=-1 fw_error='${e.fwError}: ${fwErrorText(e.fwError)}'`);
     }
     this.api = { major: st.apiMajor, minor: st.apiMinor, build: st.build };
     if (spec.policy & Policy.ES && !st.es) {
       throw QmpError.generic('sev_common_kvm_init: guest policy requires SEV-ES, but host SEV-ES support unavailable');
     }
-  }
-
-  get fw() {
-    return this.host.firmware;
   }
 
   get es(): boolean {
@@ -274,7 +271,7 @@ export class SevGuest {
 
   /** True once SEND_FINISH ran: the context may never run on this host again. */
   get sentAway(): boolean {
-    return this.fw.contexts.peek(this.handle)?.state === 6;
+    return this.kvmSev?.sent ?? false;
   }
 
   /** Destination (QEMU §17.2): RECEIVE_START with the stream's policy, PDH and session, then ACTIVATE. */

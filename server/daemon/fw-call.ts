@@ -1,4 +1,7 @@
-/** Runs a firmware call; a FirmwareError becomes the interface's `SEV: <CMD> failed: fw_err=<n> (<text>)`. */
+/**
+ * Runs a /dev/sev management call (the control monitor's platform commands); a
+ * FirmwareError becomes the interface's `SEV: <CMD> failed: fw_err=<n> (<text>)`.
+ */
 import { FirmwareError } from '../firmware/status.js';
 import { QmpError } from '../qmp/errors.js';
 
