@@ -188,9 +188,28 @@ export class PathPolicy {
     }
   }
 
+  /**
+   * A name to bind, connect to or unlink (a unix: migration socket) that cannot be moved
+   * outside: confined, the checked parent directory is held open and the name is reached
+   * through its descriptor (`/proc/self/fd/N/base`) until `release()`. Unconfined: the name.
+   */
+  holdName(kind: FileKind, name: string, origin: Origin): { path: string; release(): void } {
+    if (!this.confines(origin)) return { path: name, release: () => undefined };
+    const { dir, base } = this.openParent(kind, name, origin);
+    let open = true;
+    return {
+      path: `${fdPath(dir)}/${base}`,
+      release: () => {
+        if (open) closeSync(dir);
+        open = false;
+      },
+    };
+  }
+
   /** The files a guest definition names, opened as the client that gave it. */
   access(origin: Origin): FileAccess {
     return {
+      origin,
       resolve: (kind, name) => this.resolve(kind, name, origin),
       openForRead: (kind, name) => this.openForRead(kind, name, origin),
     };
@@ -199,13 +218,15 @@ export class PathPolicy {
 
 /** What a guest's definition may open: the names its client may give, and reading them. */
 export interface FileAccess {
+  /** Who named the files (their URIs too are opened as that client's). */
+  readonly origin: Origin;
   resolve(kind: FileKind, name: string): string;
   /** A descriptor to read from; the caller closes it. */
   openForRead(kind: FileKind, name: string): number;
 }
 
 /** The operator's own files (and tests): names used as given. */
-export const UNCONFINED: FileAccess = { resolve: (_kind, name) => name, openForRead: (_kind, name) => openSync(name, 'r') };
+export const UNCONFINED: FileAccess = { origin: 'config', resolve: (_kind, name) => name, openForRead: (_kind, name) => openSync(name, 'r') };
 
 /** A whole file read through `files`. */
 export function readWhole(files: FileAccess, kind: FileKind, name: string): Buffer {

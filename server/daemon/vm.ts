@@ -165,8 +165,9 @@ export class Vm {
     const incoming = this.spec.config.incoming;
     if (incoming && incoming !== 'defer') {
       try {
-        // Already checked with the rest of the spec by whoever added the guest.
-        await this.migration.startIncoming(incoming, false, 'config');
+        // Checked with the rest of the spec; bound or opened here as its client's again, so
+        // that a directory swapped since the check leads nowhere outside.
+        await this.migration.startIncoming(incoming, false, this.spec.config.files.origin);
       } catch (e) {
         await this.close();
         throw e;

@@ -15,6 +15,9 @@ const TEXTS: Record<string, string> = {
   EBUSY: 'Device or resource busy',
   EINVAL: 'Invalid argument',
   ENOTTY: 'Inappropriate ioctl for device',
+  EADDRINUSE: 'Address already in use',
+  EADDRNOTAVAIL: 'Cannot assign requested address',
+  ECONNREFUSED: 'Connection refused',
 };
 
 /** Linux errno numbers of the codes above (ioctl results are negative errnos). */
