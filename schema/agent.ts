@@ -1,4 +1,4 @@
-/** The guest agent (interface.md §8): what software inside the guest sees. */
+/** The guest agent (docs/interface.md §8): what software inside the guest sees. */
 import type { Expr } from './defs.js';
 
 export const agentSchema = [

@@ -1,4 +1,4 @@
-/** sevd's control monitor: the guest registry (interface.md §5). */
+/** sevd's control monitor: the guest registry (docs/interface.md §5). */
 import type { Expr } from './defs.js';
 
 export const GUEST_NAME_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
@@ -66,7 +66,7 @@ export const controlSchema = [
     data: ['uninit', 'launch-update', 'launch-secret', 'running', 'send-update', 'receive-update'],
   },
   { command: 'query-guests', readOnly: true, returns: ['GuestInfo'], monitors: ['control'] },
-  // The operator view's memory picture (interface §12).
+  // The operator view's memory picture (docs/interface.md §12).
   { enum: 'GuestPageKind', data: ['private', 'shared', 'vmsa', 'untouched'] },
   { struct: 'GuestMemoryRun', data: { gpa: 'uint64', pages: 'uint64', kind: 'GuestPageKind' } },
   { command: 'query-guest-memory', readOnly: true, data: { name: 'str', '*gpa': 'uint64', '*size': 'uint64' }, returns: ['GuestMemoryRun'], monitors: ['control'] },

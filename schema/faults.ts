@@ -1,4 +1,4 @@
-/** Fault injection on the control monitor (interface.md §13). */
+/** Fault injection on the control monitor (docs/interface.md §13). */
 import type { Expr } from './defs.js';
 
 const firmwareFault = { command: 'str', status: 'FirmwareStatusCode', '*guest': 'str', '*count': 'uint32', '*delay-ms': 'uint32' } as const;

@@ -1,4 +1,4 @@
-/** Migration (qapi/migration.json, qmp-protocol.md §16) with the AMD SEV series' parameters (§17). */
+/** Migration (QEMU qapi/migration.json) with the parameters of AMD's SEV live-migration series (AMDESE/qemu sev_live_migration_v4_1). */
 import type { Expr, Members } from './defs.js';
 
 /** Members shared by MigrationParameters (output) and MigrateSetParameters (input). */

@@ -1,4 +1,4 @@
-/** The SEV guest commands (qapi/misc-target.json, qmp-protocol.md §14). */
+/** The SEV guest commands (QEMU qapi/misc-target.json; qapi/misc-i386.json from QEMU 10.1). */
 import type { Expr } from './defs.js';
 
 export const sevSchema = [

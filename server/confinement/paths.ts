@@ -1,5 +1,5 @@
 /**
- * Path confinement (interface §14): the one place that decides whether a file name given
+ * Path confinement (docs/interface.md §14): the one place that decides whether a file name given
  * by a monitor client may be opened. On a confined transport a name is resolved (relative
  * names against the kind's first directory, symlinks followed) and must lie inside one of
  * the kind's directories; the check touches no file (realpath reads only directory
@@ -13,7 +13,7 @@ import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, 
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { QmpError } from '../errors/qmp-error.js';
-import { metrics } from '../observability/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export type FileKind = 'images' | 'inputs' | 'dumps' | 'migration';
 export type ConfineMode = 'websocket' | 'all' | 'none';
@@ -73,7 +73,7 @@ const openAsGiven = (name: string) => openSync(name, constants.O_RDONLY | consta
 const inside = (path: string, dir: string) => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 
 export class PathPolicy {
-  constructor(readonly dirs: PathDirectories, readonly mode: ConfineMode) {}
+  constructor(readonly dirs: PathDirectories, readonly mode: ConfineMode, private readonly metrics?: Metrics) {}
 
   confines(origin: Origin): boolean {
     if (origin === 'config') return false;
@@ -99,7 +99,7 @@ export class PathPolicy {
   }
 
   private refuse(kind: FileKind, name: string): never {
-    metrics.refusals.inc({ reason: `path-${kind}` });
+    this.metrics?.refusals.inc({ reason: `path-${kind}` });
     throw QmpError.generic(`Path '${name}' is not allowed for ${kind}`);
   }
 
@@ -194,9 +194,28 @@ export class PathPolicy {
     }
   }
 
+  /**
+   * A name to bind, connect to or unlink (a unix: migration socket) that cannot be moved
+   * outside: confined, the checked parent directory is held open and the name is reached
+   * through its descriptor (`/proc/self/fd/N/base`) until `release()`. Unconfined: the name.
+   */
+  holdName(kind: FileKind, name: string, origin: Origin): { path: string; release(): void } {
+    if (!this.confines(origin)) return { path: name, release: () => undefined };
+    const { dir, base } = this.openParent(kind, name, origin);
+    let open = true;
+    return {
+      path: `${fdPath(dir)}/${base}`,
+      release: () => {
+        if (open) closeSync(dir);
+        open = false;
+      },
+    };
+  }
+
   /** The files a guest definition names, opened as the client that gave it. */
   access(origin: Origin): FileAccess {
     return {
+      origin,
       resolve: (kind, name) => this.resolve(kind, name, origin),
       openForRead: (kind, name) => this.openForRead(kind, name, origin),
     };
@@ -205,10 +224,12 @@ export class PathPolicy {
 
 /** What a guest's definition may open: the names its client may give, and reading them. */
 export interface FileAccess {
+  /** Who named the files (their URIs too are opened as that client's). */
+  readonly origin: Origin;
   resolve(kind: FileKind, name: string): string;
   /** A descriptor to read from; the caller closes it. */
   openForRead(kind: FileKind, name: string): number;
 }
 
 /** The operator's own files (and tests): names used as given. */
-export const UNCONFINED: FileAccess = { resolve: (_kind, name) => name, openForRead: (_kind, name) => openAsGiven(name) };
+export const UNCONFINED: FileAccess = { origin: 'config', resolve: (_kind, name) => name, openForRead: (_kind, name) => openAsGiven(name) };

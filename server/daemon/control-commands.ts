@@ -1,4 +1,4 @@
-/** Handlers of the control monitor (interface.md §5). */
+/** Handlers of the control monitor (docs/interface.md §5). */
 import type { Handler, Handlers } from '../dispatch/dispatcher.js';
 import { commonHandlers } from '../dispatch/common-commands.js';
 import { sevPlatformHandlers, type SevHostContext } from './sev-platform-commands.js';

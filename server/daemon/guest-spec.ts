@@ -1,5 +1,5 @@
 /**
- * GUEST_SPEC (interface.md §3) after the QAPI visitor: the checks that are not about
+ * GUEST_SPEC (docs/interface.md §3) after the QAPI visitor: the checks that are not about
  * JSON types (name, memory size, files), turning the spec into a GuestConfig; the files
  * it names are read by spec-files.ts, and handed on as buffers.
  */
@@ -7,14 +7,14 @@ import { GUEST_NAME_PATTERN } from '../../schema/control.js';
 import { parseMemorySize } from '../guest/layout.js';
 import { builtinFirmware } from '../guest/builtin-firmware.js';
 import { checkSpecFile, readFirmware, readSpecFile, SpecError } from './spec-files.js';
-import { glibBase64Decode } from '../dispatch/glib-base64.js';
+import { glibBase64Decode, qbase64Decode } from '../util/base64.js';
 import type { GuestConfig } from '../guest/guest.js';
 import type { Args } from '../dispatch/dispatcher.js';
 import type { ConfidentialSpec, SnpSpec } from '../sev/guest-spec-kinds.js';
 import { UNCONFINED, type FileAccess } from '../confinement/paths.js';
 import { parseMigrationUri } from '../migration/uri.js';
 import { CPU_MODELS } from '../../abi/vmsa.js';
-import { Policy } from '../firmware/guest-firmware.js';
+import { Policy } from '../../abi/policy.js';
 
 /** vCPUs a guest may have (the VMSA frames hold 256). */
 const MAX_SMP = 256;
@@ -101,7 +101,7 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
       handle: (sevArgs['handle'] as number | undefined) ?? 0,
       godh: launchInput('sev-guest.dh-cert-file', str(sevArgs['dh-cert-file'])),
       session: launchInput('sev-guest.session-file', str(sevArgs['session-file'])),
-      // A bool in QEMU 9.1, OnOffAuto from 9.2; auto uses KVM_SEV_INIT2 (sev-es-snp.md §2).
+      // A bool in QEMU 9.1, OnOffAuto from 9.2; auto uses KVM_SEV_INIT2 (Linux Documentation/virt/kvm/x86/amd-memory-encryption.rst, KVM_SEV_INIT2).
       legacyVmType: sevArgs['legacy-vm-type'] === true || sevArgs['legacy-vm-type'] === 'on',
     };
   } else if (snpArgs) {
@@ -119,6 +119,7 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
       append: str(a['append']),
       paused: a['paused'] === true,
       incoming,
+      origin: files.origin,
       smp,
       vmsaPages: es ? smp : 0,
     },
@@ -131,14 +132,14 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
 function b64Prop(o: Args, member: string, rule: (n: number) => string | null): Buffer | null {
   const v = str(o[member]);
   if (v === null) return null;
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) throw new SpecError(`sev-snp-guest.${member}`, 'Base64 data is not valid');
-  const b = Buffer.from(v, 'base64');
+  const b = qbase64Decode(v);
+  if (b === null) throw new SpecError(`sev-snp-guest.${member}`, 'Base64 data is not valid');
   const problem = rule(b.length);
   if (problem) throw new SpecError(`sev-snp-guest.${member}`, problem);
   return b;
 }
 
-/** The sev-snp-guest object (interface §9; QEMU's defaults: policy 0x30000, everything else off). */
+/** The sev-snp-guest object (docs/interface.md §9; QEMU's defaults: policy 0x30000, everything else off). */
 function snpSpec(o: Args, files: FileAccess): Omit<SnpSpec, 'cbitpos' | 'reducedPhysBits' | 'kernelHashes' | 'smp' | 'cpu'> {
   const gosvw = b64Prop(o, 'guest-visible-workarounds', (n) => (n !== 16 ? `parameter length of ${n} exceeds max of 16` : null));
   const idBlock = b64Prop(o, 'id-block', (n) => (n !== 96 ? `parameter length of ${n} not equal to 96` : null));

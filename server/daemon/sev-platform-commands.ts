@@ -1,12 +1,12 @@
 /**
  * QMP for the platform: query-sev-capabilities (QEMU's steps and texts, on every monitor)
- * and the control commands of interface.md §5, with firmware failures as
+ * and the control commands of docs/interface.md §5, with firmware failures as
  * `SEV: <CMD> failed: fw_err=<n> (<text>)`.
  */
 import type { Handler, Handlers } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
-import { glibBase64Decode } from '../dispatch/glib-base64.js';
+import { glibBase64Decode } from '../util/base64.js';
 import { QmpError } from '../errors/qmp-error.js';
 import type { SevDevice } from '../firmware/sev-device.js';
 import { fwCall, SevFailure } from '../sev/qemu-errors.js';

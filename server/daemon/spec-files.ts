@@ -1,8 +1,8 @@
 /**
  * Every file a guest spec names, read here and only here, once, when the spec is checked:
  * the firmware image, the kernel and initrd, the SEV session inputs and the SNP certificate
- * table. Each is opened through the FileAccess of the client that gave the spec (interface
- * §14: confined where its transport is), and a failure is worded as QEMU words that file's
+ * table. Each is opened through the FileAccess of the client that gave the spec
+ * (docs/interface.md §14: confined where its transport is), and a failure is worded as QEMU words that file's
  * failure, naming the member. The guest and its SEV state get buffers, never names, so a
  * file cannot fail (or change) between guest-add and the launch.
  */

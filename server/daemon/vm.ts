@@ -9,6 +9,8 @@ import { guestHandlers, type GuestContext, type GuestVmm } from '../guest/comman
 import { agentHandlers, type AgentContext, type GuestMemoryView } from '../guest/agent-commands.js';
 import { parseSecretTable } from '../../abi/efi-secret-table.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
+import type { Version } from '../dispatch/version.js';
+import { commonHandlers } from '../dispatch/common-commands.js';
 import { compiledSchema } from '../dispatch/compiled-schema.js';
 import { atLeast } from '../dispatch/version.js';
 import { Monitor } from '../qmp/monitor.js';
@@ -24,10 +26,29 @@ import { migrationHandlers, type MigrationContext } from '../migration/commands.
 import type { NormalizedSpec } from './guest-spec.js';
 import type { HostContext } from './host.js';
 import { sevCapabilitiesHandler, type SevHostContext } from './sev-platform-commands.js';
+import { monitorHooks } from './monitor-hooks.js';
 
 type VmGuestContext = GuestContext & SevHostContext & SevGuestContext & MigrationContext;
-let guestDispatcher: Dispatcher<VmGuestContext> | undefined;
-let agentDispatcher: Dispatcher<AgentContext> | undefined;
+
+/** The command tables of every guest's monitor and agent, for one QEMU version. */
+export interface VmDispatchers {
+  guest: Dispatcher<VmGuestContext>;
+  agent: Dispatcher<AgentContext>;
+}
+
+/** Built once per daemon (its QEMU version), shared by its guests. */
+export function vmDispatchers(version: Version): VmDispatchers {
+  return {
+    guest: new Dispatcher<VmGuestContext>(compiledSchema(schema, 'guest', version), {
+      ...commonHandlers<VmGuestContext>(),
+      ...guestHandlers(),
+      ...sevGuestHandlers<VmGuestContext>(),
+      ...migrationHandlers<VmGuestContext>(),
+      'query-sev-capabilities': sevCapabilitiesHandler<VmGuestContext>(),
+    }),
+    agent: new Dispatcher(compiledSchema(schema, 'agent', version), agentHandlers()),
+  };
+}
 
 export class Vm {
   readonly guest: Guest;
@@ -45,23 +66,16 @@ export class Vm {
     this.qmpPath = join(host.config.runDir, 'guests', `${spec.config.name}.qmp`);
     this.qgaPath = join(host.config.runDir, 'guests', `${spec.config.name}.qga`);
     const version = host.version;
-    guestDispatcher ??= new Dispatcher<VmGuestContext>(compiledSchema(schema, 'guest', version), {
-      ...guestHandlers(),
-      ...sevGuestHandlers<VmGuestContext>(),
-      ...migrationHandlers<VmGuestContext>(),
-      'query-sev-capabilities': sevCapabilitiesHandler<VmGuestContext>(),
-    });
-    agentDispatcher ??= new Dispatcher(compiledSchema(schema, 'agent', version), agentHandlers());
     const guest = this.guest;
     const sev = this.sev;
     this.migration = new VmMigration(guest, sev, () => {
       const { pdh, certs } = host.sev.pdhCertExport();
       const root = host.sev.platform.emulatedRoot;
       return { pdh, platCerts: certs, amdCerts: Buffer.concat([root.ask, root.ark]) };
-    }, atLeast(version, '9.0.0'), host.paths, host.faults);
+    }, atLeast(version, '9.0.0'), host.paths, host.faults, host.metrics);
     const vmm: GuestVmm = {
       beforeFirstRun: () => sev?.beforeFirstRun(),
-      // A context that was sent away never runs again here (qmp-protocol.md §17.6).
+      // A context that was sent away never runs again here (AMD's SEV live-migration series: the source's context is gone after SEND_FINISH).
       afterRun: () => {
         if (sev?.sentAway) setImmediate(() => guest.internalError());
       },
@@ -84,18 +98,19 @@ export class Vm {
     const limits = host.sessionLimits;
     guest.monitor = new Monitor({
       kind: 'guest',
-      dispatcher: guestDispatcher,
+      dispatcher: host.dispatchers.guest,
       context: { guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos, sevGuest: sev, migration: this.migration, paths: host.paths },
       version,
       packageName: host.packageName,
       limits,
       log: host.log,
       owner: spec.config.name,
-      faults: host.faults,
+      hooks: monitorHooks('guest', spec.config.name, host.faults, host.metrics),
     });
     guest.agent = new Monitor({
-      kind: 'agent', dispatcher: agentDispatcher, context: { guest, view, sevStatus: () => sev?.guestStatus() ?? { sev: false, es: false, snp: false, features: 0 }, snp: this.snpDriver() },
-      version, packageName: host.packageName, limits, log: host.log, owner: spec.config.name, faults: host.faults,
+      kind: 'agent', dispatcher: host.dispatchers.agent, context: { guest, view, sevStatus: () => sev?.guestStatus() ?? { sev: false, es: false, snp: false, features: 0 }, snp: this.snpDriver() },
+      version, packageName: host.packageName, limits, log: host.log, owner: spec.config.name,
+      hooks: monitorHooks('agent', spec.config.name, host.faults, host.metrics),
     });
   }
 
@@ -145,8 +160,9 @@ export class Vm {
     const incoming = this.spec.config.incoming;
     if (incoming && incoming !== 'defer') {
       try {
-        // Already checked with the rest of the spec by whoever added the guest.
-        await this.migration.startIncoming(incoming, false, 'config');
+        // Checked with the rest of the spec; bound or opened here as its client's again, so
+        // that a directory swapped since the check leads nowhere outside.
+        await this.migration.startIncoming(incoming, false, this.spec.config.origin);
       } catch (e) {
         await this.close();
         throw e;

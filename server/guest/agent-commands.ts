@@ -1,6 +1,6 @@
 /**
- * The guest agent (interface.md §8): what software inside the guest sees of its memory.
- * Every command needs a running guest (interface.md §8).
+ * The guest agent (docs/interface.md §8): what software inside the guest sees of its memory.
+ * Every command needs a running guest (docs/interface.md §8).
  */
 import type { Handler, Handlers } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
@@ -44,7 +44,7 @@ function checkRange(guest: Guest, gpa: unknown, size: number): number {
   return gpa as number;
 }
 
-/** interface.md §8: every agent command needs a running guest (a stopped guest's agent cannot answer). */
+/** docs/interface.md §8: every agent command needs a running guest (a stopped guest's agent cannot answer). */
 export function agentHandlers(): Handlers<AgentContext> {
   // Each handler keeps its own argument type; the wrapper only adds the check in front.
   type AnyHandler = (args: never, ctx: AgentContext) => ReturnType<Handler<AgentContext>>;

@@ -1,6 +1,6 @@
-/** Handlers of a guest's QMP monitor (interface.md §7): run state, HMP, memory dumps. */
+/** Handlers of a guest's QMP monitor (docs/interface.md §7): run state, HMP, memory dumps (the daemon adds the common ones). */
 import type { Handler, Handlers } from '../dispatch/dispatcher.js';
-import { commonHandlers, type SessionContext } from '../dispatch/common-commands.js';
+import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
 import { QmpError } from '../errors/qmp-error.js';
 import type { Guest } from './guest.js';
@@ -61,7 +61,6 @@ function hex16(v: unknown): string {
 
 export function guestHandlers(): Handlers<GuestContext> {
   return {
-    ...commonHandlers<GuestContext>(),
     'query-status': (_a, { guest, session }) => ({
       running: guest.running,
       ...(atLeast(session.monitor.version, '9.0.0') ? {} : { singlestep: false }),

@@ -9,6 +9,7 @@ import type { OutValue } from '../qmp/json/writer.js';
 import { QmpError } from '../errors/qmp-error.js';
 import { machineLayout } from './layout.js';
 import { parseOvmfTable, type OvmfEntry } from '../../abi/ovmf-table.js';
+import type { Origin } from '../confinement/paths.js';
 
 export type RunState =
   | 'debug' | 'inmigrate' | 'internal-error' | 'io-error' | 'paused' | 'postmigrate' | 'prelaunch'
@@ -25,6 +26,8 @@ export interface GuestConfig {
   append: string | null;
   paused: boolean;
   incoming: string | null;
+  /** Who defined the guest: its migration URIs are opened as that client's (the files are read already). */
+  origin: Origin;
   /** vCPUs (`smp`). */
   smp: number;
   /** Frames set aside for VMSAs (SEV-ES: one per vCPU; otherwise 0). */
@@ -87,7 +90,7 @@ export class Guest {
     this.monitor?.emitEvent(event, data);
   }
 
-  /** QMP stop (qmp-protocol.md §10.3). */
+  /** QMP stop (QMP reference, stop). */
   stop(): void {
     if (this.state === 'inmigrate') {
       this.autostart = false;
@@ -117,7 +120,7 @@ export class Guest {
     afterRun?.();
   }
 
-  // ---- migration (qmp-protocol.md §16.2, §16.3, §17.6) ----
+  // ---- migration (QEMU qapi/migration.json migrate, migrate-incoming; AMD's SEV migration series) ----
 
   /** Source, final phase: a running guest stops in finish-migrate. Returns the state to go back to. */
   enterFinishMigrate(): RunState {

@@ -1,4 +1,4 @@
-/** Migration commands of a guest monitor (qmp-protocol.md §16). */
+/** Migration commands of a guest monitor (QEMU qapi/migration.json). */
 import type { Handler, Handlers } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
 import type { VmMigration } from './vm-migration.js';

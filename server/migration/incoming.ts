@@ -26,13 +26,16 @@ export class IncomingMigration {
     private readonly options: LoaderOptions = {},
   ) {}
 
-  /** Starts listening (or reading a file); MIGRATION setup is emitted even without `events`. */
-  async start(uri: MigrationUri): Promise<void> {
+  /**
+   * Starts listening (or reading a file: `fd` when the caller opened it already); MIGRATION
+   * setup is emitted even without `events`.
+   */
+  async start(uri: MigrationUri, fd?: number): Promise<void> {
     this.started = true;
     this.state.reset();
     this.state.setStatus('setup', true);
     if (uri.kind === 'file') {
-      const f = createReadStream(uri.path);
+      const f = fd !== undefined ? createReadStream('', { fd }) : createReadStream(uri.path);
       const load = this.load({ pause: () => f.pause(), resume: () => f.resume(), ack: () => undefined, destroy: () => f.destroy() });
       f.on('data', (d) => load.data(d as Buffer));
       f.on('end', () => load.end());

@@ -13,10 +13,10 @@ import { performance } from 'node:perf_hooks';
 import type { Guest } from '../guest/guest.js';
 import type { ConfidentialGuest } from '../sev/guest-kinds.js';
 import type { SevGuest } from '../sev/sev-guest.js';
-import { Policy } from '../firmware/guest-firmware.js';
+import { Policy } from '../../abi/policy.js';
 import type { IncomingPacket } from '../firmware/send-receive.js';
 import { PageBatch } from '../memory/bulk/page-batch.js';
-import { metrics } from '../observability/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { MigrationState } from './migration-state.js';
 import { StreamParser, type StreamParserOptions } from './stream-parser.js';
 import { StreamErrorCode as Code, StreamFormatError } from './stream-errors.js';
@@ -31,6 +31,8 @@ export interface LoaderOptions {
   sliceMs?: number;
   /** Parser limits; the shared-range bounds default to the guest's RAM. */
   parser?: StreamParserOptions;
+  /** The daemon's metrics (stream bytes in). */
+  metrics?: Metrics;
 }
 
 export const DEFAULT_SLICE_MS = 4;
@@ -54,6 +56,7 @@ interface SharedWork {
 export class StreamLoader {
   readonly #parser: StreamParser;
   readonly #sliceMs: number;
+  readonly #metrics: Metrics | undefined;
   #pending: IncomingPacket[] = [];
   #shared: SharedWork | null = null;
   #sawRamSize = false;
@@ -73,6 +76,7 @@ export class StreamLoader {
   ) {
     this.#sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
     this.#target = sev?.kind === 'sev-snp' ? null : sev;
+    this.#metrics = options.metrics;
     const ram = this.ramRegions();
     const pages = ram.reduce((a, r) => a + r.size / PAGE, 0);
     const end = Math.max(0, ...ram.map((r) => (r.base + r.size) / PAGE));
@@ -148,7 +152,7 @@ export class StreamLoader {
 
   #count(bytes: number): void {
     this.st.ram.transferred += bytes;
-    metrics.migrationBytes.incKey('in', { direction: 'in' }, bytes);
+    this.#metrics?.migrationBytes.incKey('in', { direction: 'in' }, bytes);
   }
 
   /** Takes one record; true at the device state that ends the stream. */

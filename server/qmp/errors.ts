@@ -1,7 +1,7 @@
 /**
  * The QMP error catalogue: QEMU's error classes and the exact texts of every
- * protocol-level error (qmp-protocol.md §7). QmpError itself and the argument errors live
- * in server/errors/ (every layer throws them); the session turns them into {"error": ...}.
+ * protocol-level error (QEMU docs/interop/qmp-spec.rst, "Error"). QmpError itself and the argument
+ * errors live in server/errors/ (every layer throws them); the session turns them into {"error": ...}.
  */
 import { QmpError } from '../errors/qmp-error.js';
 import { ArgumentErrors } from '../errors/argument-errors.js';

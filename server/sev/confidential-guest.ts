@@ -7,7 +7,7 @@
  * handle; it talks to the KVM layer only, words failures through qemu-errors.ts.
  */
 import { QmpError } from '../errors/qmp-error.js';
-import { Errno, KvmError, KvmSev, VmType, type SevInitArgs, type VcpuReset, type VmTypeCode } from '../kvm/kvm-sev.js';
+import { Errno, KvmError, KvmSev, sevPlatformStatus, VmType, type SevInitArgs, type VcpuReset, type VmTypeCode } from '../kvm/kvm-sev.js';
 import { esResetEip, BSP_RESET_EIP, CPU_MODELS, HOST_SIGNATURE, VMSA_SIZE } from '../../abi/vmsa.js';
 import { findEntry, readBaseSize, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import { VMSA_REGION } from '../guest/layout.js';
@@ -15,7 +15,7 @@ import type { Guest } from '../guest/guest.js';
 import type { SevHost } from './sev-host.js';
 import type { ConfidentialSpec } from './guest-spec-kinds.js';
 import { LaunchedVm, SEV_STATES, type SevState } from './launched-vm.js';
-import { fwCall, kvmCall as kvm, launchWording, SevFailure } from './qemu-errors.js';
+import { kvmCall as kvm, launchWording, ownWording, SevFailure } from './qemu-errors.js';
 
 /** MSR_AMD64_SEV_STATUS as the running guest reads it, and its VMSA's SEV_FEATURES. */
 export interface GuestSevStatus {
@@ -36,7 +36,7 @@ export abstract class ConfidentialGuestBase<S extends ConfidentialSpec> {
   protected lastSecret: { gpa: number; len: number } | null = null;
 
   constructor(readonly guest: Guest, readonly spec: S, protected readonly host: SevHost) {
-    // QEMU's startup checks, in order (qmp-protocol.md §15).
+    // QEMU's startup checks, in order (QEMU target/i386/sev.c, sev_common_kvm_init).
     const requested = spec.cbitpos ?? host.cbitpos;
     if (requested !== host.cbitpos) {
       throw QmpError.generic(`sev_common_kvm_init: cbitpos check failed, host '${host.cbitpos}' requested '${requested}'`);
@@ -45,7 +45,7 @@ export abstract class ConfidentialGuestBase<S extends ConfidentialSpec> {
     if (rpb < 1 || rpb > 63) {
       throw QmpError.generic(`sev_common_kvm_init: reduced_phys_bits check failed, it should be in the range of 1 to 63, requested '${rpb}'`);
     }
-    const st = fwCall(() => host.device.status(), (e) => SevFailure.platformStatus(e.status));
+    const st = kvm(() => sevPlatformStatus(host.device), ownWording((e) => SevFailure.platformStatus(e.fwError)));
     this.api = { major: st.apiMajor, minor: st.apiMinor, build: st.build };
     this.platformEs = st.es;
   }
@@ -56,7 +56,7 @@ export abstract class ConfidentialGuestBase<S extends ConfidentialSpec> {
   abstract beforeFirstRun(): void;
   /** The host's view of guest memory for dumps. */
   abstract hostRead(gpa: number, len: number): Buffer;
-  /** `info sev` lines (qmp-protocol.md §11). */
+  /** `info sev` lines (QEMU target/i386/sev.c, hmp_info_sev). */
   abstract infoLines(modern: boolean): string[];
   /** query-sev's members for this kind (after enabled, api-*, build-id, state). */
   abstract queryMembers(modern: boolean): Record<string, string | number>;
@@ -128,7 +128,7 @@ export abstract class ConfidentialGuestBase<S extends ConfidentialSpec> {
     return Array.from({ length: this.spec.smp }, (_, i) => r.base / VMSA_SIZE + i);
   }
 
-  /** The SEV secret area as the guest's firmware publishes it (interface.md §8). */
+  /** The SEV secret area as the guest's firmware publishes it (docs/interface.md §8). */
   secretArea(): { base: number; size: number } | undefined {
     const block = readBaseSize(findEntry(this.guest.ovmfEntries, SEV_SECRET_BLOCK_GUID));
     if (block && block.size > 0) return block;

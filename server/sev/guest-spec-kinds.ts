@@ -22,7 +22,7 @@ interface CommonSpec {
   cpu: string;
 }
 
-/** QEMU's sev-guest object (interface §3). */
+/** QEMU's sev-guest object (docs/interface.md §3). */
 export interface SevSpec extends CommonSpec {
   kind: 'sev' | 'sev-es';
   policy: number;
@@ -34,7 +34,7 @@ export interface SevSpec extends CommonSpec {
   legacyVmType: boolean;
 }
 
-/** QEMU's sev-snp-guest object (interface §9), decoded. */
+/** QEMU's sev-snp-guest object (docs/interface.md §9), decoded. */
 export interface SnpSpec extends CommonSpec {
   kind: 'sev-snp';
   policy: bigint;

@@ -1,20 +1,20 @@
 /**
  * The one place where a refusal from below (the firmware's status, KVM's errno) becomes
  * QEMU's words: the catalogue of QEMU's SEV texts (target/i386/sev.c; the firmware texts
- * of interface §7) and the two translators that apply them, `kvmCall` for the KVM
+ * of docs/interface.md §5) and the two translators that apply them, `kvmCall` for the KVM
  * boundary and `fwCall` for the platform commands that reach the firmware directly.
  * Nothing else builds a QmpError from a KvmError or a FirmwareError.
  */
 import { QmpError } from '../errors/qmp-error.js';
-import { FirmwareError, fwErrorText } from '../firmware/status.js';
-import { isLengthQuery, KvmError } from '../kvm/kvm-sev.js';
+import { fwErrorText } from '../../abi/fw-status.js';
+import { FirmwareError, isLengthQuery, KvmError } from '../kvm/kvm-sev.js';
 import { errnoText } from '../util/strerror.js';
 
 const fw = (status: number) => `fw_err=${status} (${fwErrorText(status)})`;
 
 /** QEMU's texts for a failure below, by what failed. */
 export const SevFailure = {
-  /** The interface's text for any firmware refusal (firmware-spec §7). */
+  /** The interface's text for any firmware refusal (docs/interface.md §5; AMD SEV API 55766, Status Codes). */
   firmware: (command: string, status: number) => `SEV: ${command} failed: ${fw(status)}`,
   /** A KVM ioctl refused before the firmware ran. */
   ioctl: (e: KvmError) => `SEV: ${e.ioctl} failed: ret=${e.ret}`,

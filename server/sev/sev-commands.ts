@@ -1,11 +1,11 @@
 /**
  * The SEV commands of a guest monitor, with QEMU's checks, order and texts
- * (qmp-protocol.md §14.4–14.9).
+ * (QEMU qapi/misc-target.json).
  */
 import type { Handler, Handlers } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
-import { glibBase64Decode } from '../dispatch/glib-base64.js';
+import { glibBase64Decode } from '../util/base64.js';
 import { QmpError } from '../errors/qmp-error.js';
 import { kvmCall, ownWording, queriedLength, SevFailure } from './qemu-errors.js';
 import { findEntry, readBaseSize, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';

@@ -6,9 +6,8 @@
  * and migration (SEND_* / RECEIVE_*). The shared part is confidential-guest.ts.
  */
 import { QmpError } from '../errors/qmp-error.js';
-import { Policy } from '../firmware/guest-firmware.js';
-import { KvmError, VmType, type VmTypeCode } from '../kvm/kvm-sev.js';
-import type { IncomingPacket, OutgoingPacket, SendStartInput } from '../firmware/send-receive.js';
+import { Policy } from '../../abi/policy.js';
+import { KvmError, VmType, type IncomingPacket, type OutgoingPacket, type SendStartInput, type VmTypeCode } from '../kvm/kvm-sev.js';
 import { buildKernelHashesTable, PADDED_TABLE_SIZE } from '../../abi/kernel-hashes.js';
 import { findEntry, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';

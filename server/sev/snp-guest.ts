@@ -15,7 +15,7 @@ import { SnpPageType, type SnpPageTypeCode } from '../../abi/snp/launch-digest.j
 import { parseSevMetadata, SectionType, sectionPageType } from '../../abi/snp/ovmf-metadata.js';
 import { findEntry, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import { buildKernelHashesTable } from '../../abi/kernel-hashes.js';
-import { SnpPolicy } from '../firmware/snp-guest-firmware.js';
+import { SnpPolicy } from '../../abi/policy.js';
 import type { KernelImages, SnpSpec } from './guest-spec-kinds.js';
 import { ConfidentialGuestBase } from './confidential-guest.js';
 import type { LaunchedVm } from './launched-vm.js';

@@ -1,5 +1,5 @@
 /**
- * Confinement (interface §14), tried as an attacker holding a WebSocket token would: no
+ * Confinement (docs/interface.md §14), tried as an attacker holding a WebSocket token would: no
  * file outside the operator's directories is written, created, opened or read, whatever
  * the name (absolute, `../`, a symlink planted in an allowed directory, a FIFO that would
  * block any open). Unix-socket clients keep QEMU's behaviour unless `confine: all`.
