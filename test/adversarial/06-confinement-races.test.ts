@@ -10,25 +10,15 @@ import t from 'tap';
 import { chmodSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QmpClient, QMPError } from '../../clients/qmp/client.js';
+import { QmpClient } from '../../clients/qmp/client.js';
 import { startSevd, type SevdProcess } from '../helpers/sevd-process.js';
 import { hammer, NO_SWAPPER, swapper } from '../helpers/dir-swapper.js';
+import { outcome } from '../helpers/qmp-outcome.js';
 
 const FULL = 'full-token-0123456789';
 const RACE_MS = 2500;
 /** Firmware images in the race: more than the cache keeps (8). */
 const IMAGES = 12;
-
-/** undefined for success, else the QMP error text. */
-async function outcome(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    if (e instanceof QMPError) return e.desc;
-    throw e;
-  }
-}
 
 async function ws(sevd: SevdProcess, path: string) {
   return QmpClient.connect(`ws://127.0.0.1:${sevd.wsPort}${path}`, { headers: { Authorization: `Bearer ${FULL}` }, timeoutMs: 10000 });

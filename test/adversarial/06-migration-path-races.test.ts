@@ -11,21 +11,12 @@ import t from 'tap';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QmpClient, QMPError } from '../../clients/qmp/client.js';
+import { QmpClient } from '../../clients/qmp/client.js';
 import { startSevd } from '../helpers/sevd-process.js';
 import { hammer, NO_SWAPPER, swapper } from '../helpers/dir-swapper.js';
+import { outcome } from '../helpers/qmp-outcome.js';
 
 const FULL = 'full-token-migration-paths';
-
-async function outcome(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    if (e instanceof QMPError) return e.desc;
-    throw e;
-  }
-}
 
 t.test('incoming unix: sockets while migration/sub flips: nothing created or removed outside', { skip: NO_SWAPPER }, async (t) => {
   const outside = mkdtempSync(join(tmpdir(), 'sevd-adv06m-'));
