@@ -3,6 +3,10 @@
  * series' sev-pdh / sev-plat-cert / sev-amd-cert), capabilities, and the status and
  * statistics that query-migrate reports.
  */
+import type { CommandReturns } from '../dispatch/schema-types.js';
+
+type MigrationInfo = CommandReturns<'query-migrate'>;
+
 export const DEFAULT_PARAMETERS: Record<string, string | number | boolean> = {
   'announce-initial': 50, 'announce-max': 550, 'announce-rounds': 5, 'announce-step': 100,
   'compress-level': 1, 'compress-threads': 8, 'compress-wait-thread': true, 'decompress-threads': 2,
@@ -68,9 +72,9 @@ export class MigrationState {
   }
 
   /** query-migrate's MigrationInfo for the current status (QEMU qapi/migration.json, MigrationInfo). */
-  info(): Record<string, unknown> {
+  info(): MigrationInfo {
     if (this.status === 'none') return {};
-    const base: Record<string, unknown> = { status: this.status };
+    const base = { status: this.status };
     if (this.status === 'failed') return { ...base, 'error-desc': this.errorDesc ?? 'migration failed' };
     if (this.status === 'cancelled' || this.status === 'setup') return base;
     const now = this.endedAt || Date.now();
@@ -81,7 +85,7 @@ export class MigrationState {
       'postcopy-requests': 0, 'page-size': 4096, 'multifd-bytes': 0, 'pages-per-second': 0,
       'precopy-bytes': r.transferred, 'downtime-bytes': 0, 'postcopy-bytes': 0,
     };
-    const out: Record<string, unknown> = { ...base, 'total-time': now - this.startedAt, 'setup-time': this.setupTime, ram };
+    const out: MigrationInfo = { ...base, 'total-time': now - this.startedAt, 'setup-time': this.setupTime, ram };
     if (this.status === 'completed') out['downtime'] = this.downtime;
     else out['expected-downtime'] = this.expectedDowntime;
     return out;
