@@ -9,12 +9,7 @@ export interface MigrationContext extends SessionContext {
 
 export function migrationHandlers<C extends MigrationContext>(): Handlers<C> {
   return {
-    'migrate-set-parameters': (args, { migration }) => {
-      for (const [k, v] of Object.entries(args)) {
-        // StrOrNull: a JSON null stores "".
-        migration.state.parameters[k] = v === null ? '' : (v as string | number | boolean);
-      }
-    },
+    'migrate-set-parameters': (args, { migration }) => migration.state.setParameters(args),
     'query-migrate-parameters': (_a, { migration }) => ({ ...migration.state.parameters }),
     'migrate-set-capabilities': (args, { migration }) => {
       migration.setCapabilities(args['capabilities']);

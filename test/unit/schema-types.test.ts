@@ -36,6 +36,9 @@ assert<Equal<Extract<SevInfo, { 'sev-type': 'sev' }>['snp-policy'], unknown>>(tr
 // A list, and a command without 'returns': its handler returns nothing, the dispatcher answers {}.
 assert<Equal<CommandReturns<'query-guests'>[number]['sev-state'], 'uninit' | 'launch-update' | 'launch-secret' | 'running' | 'send-update' | 'receive-update' | null>>(true);
 assert<Equal<CommandReturns<'guest-add'>, void | undefined>>(true);
+// The SEV migration parameters: StrOrNull in, str out.
+assert<Equal<CommandArgs<'migrate-set-parameters'>['sev-pdh'], string | null | undefined>>(true);
+assert<Equal<CommandReturns<'query-migrate-parameters'>['sev-pdh'], string | undefined>>(true);
 
 // Handlers are checked against them, synchronous or not.
 export const goodVersion: Handler<unknown, 'query-version'> = () => ({ qemu: { major: 9, minor: 2, micro: 0n }, package: '' });
