@@ -2,7 +2,7 @@
 import type { Expr, Members } from './defs.js';
 
 /** Members shared by MigrationParameters (output) and MigrateSetParameters (input). */
-const params = (tls: string, sev: string): Members => ({
+const params = <S extends string>(tls: S, sev: S) => ({
   '*announce-initial': 'size',
   '*announce-max': 'size',
   '*announce-rounds': 'size',
@@ -32,7 +32,7 @@ const params = (tls: string, sev: string): Members => ({
   '*sev-pdh': sev,
   '*sev-plat-cert': sev,
   '*sev-amd-cert': sev,
-});
+}) as const satisfies Members;
 
 export const migrationSchema = [
   {

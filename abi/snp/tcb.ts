@@ -34,7 +34,8 @@ export function encodeTcb(product: SnpProduct, t: Tcb): bigint {
   return v;
 }
 
-export function decodeTcb(product: SnpProduct, v: bigint): Tcb {
+/** A decoded TCB names the FMC only where the product has one (never null). */
+export function decodeTcb(product: SnpProduct, v: bigint): Tcb & { fmc?: number } {
   const byte = (at: number) => Number((v >> BigInt(8 * at)) & 0xffn);
   const l = LAYOUT[product];
   return {

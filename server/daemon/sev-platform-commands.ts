@@ -12,12 +12,17 @@ import type { SevDevice } from '../firmware/sev-device.js';
 import { fwCall, SevFailure } from '../sev/qemu-errors.js';
 import { SnpTcbError } from '../firmware/snp-platform.js';
 import { decodeTcb } from '../../abi/snp/tcb.js';
+import type { PlatformState } from '../firmware/platform.js';
+import type { ReturnedType } from '../dispatch/schema-types.js';
 
 export interface SevHostContext extends SessionContext {
   sev: SevDevice;
   /** CPUID 0x8000001F EBX[5:0] of the emulated host. */
   cbitpos: number;
 }
+
+/** The firmware's states (SEV API §3.2) by QEMU's SevPlatformState names. */
+const STATE_NAMES: Record<PlatformState, ReturnedType<'SevPlatformState'>> = { UNINIT: 'uninit', INIT: 'init', WORKING: 'working' };
 
 export function sevCapabilitiesHandler<C extends SevHostContext>(): Handler<C, 'query-sev-capabilities'> {
   return (_a, { sev, cbitpos, session }) => {
@@ -43,7 +48,7 @@ export function sevPlatformHandlers<C extends SevHostContext>(): Handlers<C> {
       const s = fwCall(() => sev.status());
       return {
         'api-major': s.apiMajor, 'api-minor': s.apiMinor, 'build-id': s.build,
-        state: s.state.toLowerCase(), owner: s.owner, es: s.es, 'guest-count': s.guestCount,
+        state: STATE_NAMES[s.state], owner: s.owner, es: s.es, 'guest-count': s.guestCount,
       };
     },
     'sev-export-certs': (_a, { sev }) => {
@@ -59,11 +64,11 @@ export function sevPlatformHandlers<C extends SevHostContext>(): Handlers<C> {
     'sev-snp-platform-status': (_a, { sev }) => {
       const s = fwCall(() => sev.snpPlatformStatus());
       const st = sev.status();
-      const tcb = (v: bigint) => ({ ...decodeTcb(s.product, v) }) as Record<string, number>;
       return {
         'api-major': st.apiMajor, 'api-minor': st.apiMinor, 'build-id': st.build, state: 'init', 'rmp-initialized': true,
         'guest-count': s.guestCount, 'chip-id': sev.getId().toString('hex'), 'mask-chip-id': s.maskChipId, 'mask-chip-key': s.maskChipKey,
-        'current-tcb': tcb(s.current), 'reported-tcb': tcb(s.reported), 'committed-tcb': tcb(s.committed),
+        'current-tcb': decodeTcb(s.product, s.current), 'reported-tcb': decodeTcb(s.product, s.reported),
+        'committed-tcb': decodeTcb(s.product, s.committed),
       };
     },
     'sev-snp-set-config': (args, { sev }) =>

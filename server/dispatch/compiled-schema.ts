@@ -5,6 +5,7 @@
 import type { CommandExpr, EventExpr, Expr, Members, MemberSpec, Monitor, TypeRef } from '../../schema/defs.js';
 import { BUILTINS } from '../../schema/defs.js';
 import { inRange, type Version } from './version.js';
+import type { ReturnedType } from './schema-types.js';
 
 export type IntKind = 'int' | 'int8' | 'int16' | 'int32' | 'int64' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'size';
 
@@ -128,6 +129,16 @@ export class CompiledSchema {
       return { kind: 'array', name: `${element.name}List`, element };
     }
     return this.resolve(ref as string);
+  }
+
+  /**
+   * The values this version's enum `name` has, typed as the schema declares them: the
+   * compiled enum is made from the same literals, only filtered by version.
+   */
+  enumValues<N extends string>(name: N): readonly ReturnedType<N>[] {
+    const t = this.resolve(name);
+    if (t.kind !== 'enum') throw new Error(`schema: ${name} is not an enum`);
+    return t.values as ReturnedType<N>[];
   }
 
   resolve(name: string): RType {

@@ -7,12 +7,12 @@ import type { QDict } from '../qmp/json/qobject.js';
 import type { OutValue } from '../qmp/json/writer.js';
 import { InputVisitor, type Native } from './input-visitor.js';
 import { shapeOutput } from './output-shaper.js';
-import { introspect } from './introspect.js';
+import { introspect, type SchemaInfo } from './introspect.js';
 import { atLeast } from './version.js';
 import type { CompiledSchema, RCommand } from './compiled-schema.js';
 import { QmpError } from '../errors/qmp-error.js';
 import { PersistError } from '../util/state-file.js';
-import type { CommandArgs, CommandName } from './schema-types.js';
+import type { CommandArgs, CommandName, CommandReturns } from './schema-types.js';
 
 /** A state write that failed (disk full, I/O error, read-only): the command failed, nothing changed. */
 function persistFailure(e: unknown): never {
@@ -21,8 +21,8 @@ function persistFailure(e: unknown): never {
 
 export type Args = { [k: string]: Native };
 export type HandlerResult = OutValue | undefined | void;
-/** A command's handler, its arguments typed from the schema (schema-types.ts). */
-export type Handler<C, N extends CommandName = CommandName> = (args: CommandArgs<N>, ctx: C) => HandlerResult | Promise<HandlerResult>;
+/** A command's handler, its arguments and its return typed from the schema (schema-types.ts). */
+export type Handler<C, N extends CommandName = CommandName> = (args: CommandArgs<N>, ctx: C) => CommandReturns<N> | Promise<CommandReturns<N>>;
 /** A monitor's handlers, by command name. */
 export type Handlers<C> = { [N in CommandName]?: Handler<C, N> };
 /** What the table calls: the visitor has checked the arguments against the command's type. */
@@ -30,7 +30,7 @@ type CheckedHandler<C> = (args: Args, ctx: C) => HandlerResult | Promise<Handler
 
 export class Dispatcher<C> {
   private readonly table = new Map<string, { cmd: RCommand; handler: CheckedHandler<C> }>();
-  private schemaCache: OutValue[] | undefined;
+  private schemaCache: SchemaInfo[] | undefined;
   private readonly visitorOpts;
 
   /** Handlers of commands that this version's schema lacks are ignored. */
@@ -52,7 +52,7 @@ export class Dispatcher<C> {
     return [...this.table.keys()].reverse();
   }
 
-  introspection(): OutValue[] {
+  introspection(): SchemaInfo[] {
     this.schemaCache ??= introspect(this.schema);
     return this.schemaCache;
   }

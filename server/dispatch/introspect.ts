@@ -4,21 +4,21 @@
  * reach in order of first use; non-builtin type names replaced by decimal strings,
  * every integer type shown as builtin 'int'.
  */
-import type { OutValue } from '../qmp/json/writer.js';
 import type { CompiledSchema, RCommand, REvent, RMember, RType } from './compiled-schema.js';
+import type { CommandReturns, ReturnedType } from './schema-types.js';
 
-const JSON_TYPES: Record<string, string> = {
+export type SchemaInfo = CommandReturns<'query-qmp-schema'>[number];
+
+const JSON_TYPES: Record<string, ReturnedType<'JSONType'>> = {
   str: 'string', number: 'number', bool: 'boolean', null: 'null', any: 'value', int: 'int',
 };
 const INT_TYPES = new Set(['int', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'size']);
 
-type Entry = Record<string, OutValue>;
-
-export function introspect(schema: CompiledSchema): Entry[] {
+export function introspect(schema: CompiledSchema): SchemaInfo[] {
   const used: RType[] = [];
   const usedKeys = new Map<string, RType>();
   const names = new Map<string, string>();
-  const trees: Entry[] = [];
+  const trees: SchemaInfo[] = [];
 
   const key = (t: RType): string => (t.kind === 'array' ? `[${key(t.element)}]` : t.name);
   const masked = (name: string): string => {
@@ -44,31 +44,25 @@ export function introspect(schema: CompiledSchema): Entry[] {
     if (t.kind === 'array') return '[' + use(t.element) + ']';
     return masked(t.name);
   };
-  const tree = (name: string, metaType: string, obj: Entry, features: readonly string[] = []): void => {
-    obj['name'] = name;
-    obj['meta-type'] = metaType;
-    if (features.length) obj['features'] = [...features];
-    trees.push(obj);
+  const tree = (info: SchemaInfo, features: readonly string[] = []): void => {
+    trees.push(features.length ? { ...info, features: [...features] } : info);
   };
-  const member = (m: RMember): Entry => {
-    const o: Entry = { name: m.name, type: use(m.type) };
-    if (m.optional) o['default'] = null;
-    if (m.features.length) o['features'] = [...m.features];
-    return o;
-  };
+  const member = (m: RMember): ReturnedType<'SchemaInfoObjectMember'> => ({
+    name: m.name,
+    type: use(m.type),
+    ...(m.optional ? { default: null } : {}),
+    ...(m.features.length ? { features: [...m.features] } : {}),
+  });
 
   for (const e of schema.entities) {
     if ('allowOob' in e) {
       const c = e as RCommand;
-      const o: Entry = {
-        'arg-type': use(c.noArgs ? schema.emptyObject : c.args),
-        'ret-type': use(c.returns ?? schema.emptyObject),
-      };
-      if (c.allowOob) o['allow-oob'] = true;
-      tree(c.name, 'command', o, c.features);
+      const argType = use(c.noArgs ? schema.emptyObject : c.args);
+      const retType = use(c.returns ?? schema.emptyObject);
+      tree({ name: c.name, 'meta-type': 'command', 'arg-type': argType, 'ret-type': retType, ...(c.allowOob ? { 'allow-oob': true } : {}) }, c.features);
     } else {
       const ev = e as REvent;
-      tree(ev.name, 'event', { 'arg-type': use(ev.data ?? schema.emptyObject) });
+      tree({ name: ev.name, 'meta-type': 'event', 'arg-type': use(ev.data ?? schema.emptyObject) });
     }
   }
   // The list grows while it is walked, as in introspect.py's visit_end().
@@ -76,28 +70,28 @@ export function introspect(schema: CompiledSchema): Entry[] {
     const t = used[i]!;
     switch (t.kind) {
       case 'builtin':
-        tree(t.name, 'builtin', { 'json-type': JSON_TYPES[t.name]! });
+        tree({ name: t.name, 'meta-type': 'builtin', 'json-type': JSON_TYPES[t.name]! });
         break;
       case 'enum':
-        tree(masked(t.name), 'enum', { members: t.values.map((v) => ({ name: v })), values: [...t.values] }, t.features);
+        tree({ name: masked(t.name), 'meta-type': 'enum', members: t.values.map((v) => ({ name: v })), values: [...t.values] }, t.features);
         break;
       case 'array': {
         const element = use(t.element);
-        tree(`[${element}]`, 'array', { 'element-type': element });
+        tree({ name: `[${element}]`, 'meta-type': 'array', 'element-type': element });
         break;
       }
       case 'struct':
-        tree(masked(t.name), 'object', { members: t.members.map(member) }, t.features);
+        tree({ name: masked(t.name), 'meta-type': 'object', members: t.members.map(member) }, t.features);
         break;
       case 'union': {
-        const o: Entry = { members: t.members.map(member) };
-        o['tag'] = t.discriminator;
-        o['variants'] = t.variants.map((v) => ({ case: v.case, type: use(v.type) }));
-        tree(masked(t.name), 'object', o, t.features);
+        const members = t.members.map(member);
+        const variants = t.variants.map((v) => ({ case: v.case, type: use(v.type) }));
+        const name = masked(t.name);
+        tree({ name, 'meta-type': 'object', members, tag: t.discriminator, variants }, t.features);
         break;
       }
       case 'alternate':
-        tree(masked(t.name), 'alternate', { members: t.branches.map((b) => ({ type: use(b) })) }, t.features);
+        tree({ name: masked(t.name), 'meta-type': 'alternate', members: t.branches.map((b) => ({ type: use(b) })) }, t.features);
         break;
     }
   }

@@ -7,7 +7,7 @@ import { QmpError } from '../errors/qmp-error.js';
 import { FwStatus, SEV_COMMANDS, type SevCommand } from '../firmware/status.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Args } from '../dispatch/dispatcher.js';
-import type { OutValue } from '../qmp/json/writer.js';
+import type { CommandReturns } from '../dispatch/schema-types.js';
 import { FaultScopes } from './scope.js';
 
 export type FaultTarget = 'firmware' | 'migration' | 'monitor';
@@ -87,9 +87,9 @@ export class FaultRegistry {
     return id;
   }
 
-  list(): OutValue[] {
+  list(): CommandReturns<'query-faults'> {
     return [...this.entries.values()].map((e) => ({
-      ...(e.fault as unknown as Record<string, OutValue>),
+      ...e.fault,
       id: e.id, fired: e.fired, remaining: e.remaining === Infinity ? -1 : e.remaining,
     }));
   }

@@ -3,7 +3,15 @@
  * series' sev-pdh / sev-plat-cert / sev-amd-cert), capabilities, and the status and
  * statistics that query-migrate reports.
  */
-export const DEFAULT_PARAMETERS: Record<string, string | number | boolean> = {
+import type { CommandArgs, CommandReturns } from '../dispatch/schema-types.js';
+
+type MigrationInfo = CommandReturns<'query-migrate'>;
+export type MigrationParameters = CommandReturns<'query-migrate-parameters'>;
+
+/** MigrateSetParameters' StrOrNull members: a JSON null stores "" (QEMU's migrate_params_test_apply). */
+const STR_OR_NULL = ['tls-creds', 'tls-hostname', 'tls-authz', 'sev-pdh', 'sev-plat-cert', 'sev-amd-cert'] as const;
+
+export const DEFAULT_PARAMETERS: Required<MigrationParameters> = {
   'announce-initial': 50, 'announce-max': 550, 'announce-rounds': 5, 'announce-step': 100,
   'compress-level': 1, 'compress-threads': 8, 'compress-wait-thread': true, 'decompress-threads': 2,
   'throttle-trigger-threshold': 50, 'cpu-throttle-initial': 20, 'cpu-throttle-increment': 10, 'cpu-throttle-tailslow': false,
@@ -27,7 +35,7 @@ export interface RamStats {
 }
 
 export class MigrationState {
-  readonly parameters: Record<string, string | number | boolean> = { ...DEFAULT_PARAMETERS };
+  parameters: MigrationParameters = { ...DEFAULT_PARAMETERS };
   readonly capabilities = new Map<string, boolean>();
   status: MigrationStatus = 'none';
   errorDesc: string | null = null;
@@ -39,6 +47,17 @@ export class MigrationState {
   ram: RamStats = { transferred: 0, remaining: 0, total: 0, duplicate: 0, normal: 0, passes: 0, mbps: 0 };
   /** Emits MIGRATION when the `events` capability is on (or always, for the destination's setup). */
   constructor(private readonly emit: (event: string, data: Record<string, unknown>) => void) {}
+
+  /** migrate-set-parameters: the members given replace the stored ones. */
+  setParameters(args: CommandArgs<'migrate-set-parameters'>): void {
+    const rest: Omit<typeof args, (typeof STR_OR_NULL)[number]> = args;
+    const next: MigrationParameters = { ...this.parameters, ...rest };
+    for (const k of STR_OR_NULL) {
+      const v = args[k];
+      if (v !== undefined) next[k] = v ?? '';
+    }
+    this.parameters = next;
+  }
 
   get eventsOn(): boolean {
     return this.capabilities.get('events') === true;
@@ -68,9 +87,9 @@ export class MigrationState {
   }
 
   /** query-migrate's MigrationInfo for the current status (QEMU qapi/migration.json, MigrationInfo). */
-  info(): Record<string, unknown> {
+  info(): MigrationInfo {
     if (this.status === 'none') return {};
-    const base: Record<string, unknown> = { status: this.status };
+    const base = { status: this.status };
     if (this.status === 'failed') return { ...base, 'error-desc': this.errorDesc ?? 'migration failed' };
     if (this.status === 'cancelled' || this.status === 'setup') return base;
     const now = this.endedAt || Date.now();
@@ -81,7 +100,7 @@ export class MigrationState {
       'postcopy-requests': 0, 'page-size': 4096, 'multifd-bytes': 0, 'pages-per-second': 0,
       'precopy-bytes': r.transferred, 'downtime-bytes': 0, 'postcopy-bytes': 0,
     };
-    const out: Record<string, unknown> = { ...base, 'total-time': now - this.startedAt, 'setup-time': this.setupTime, ram };
+    const out: MigrationInfo = { ...base, 'total-time': now - this.startedAt, 'setup-time': this.setupTime, ram };
     if (this.status === 'completed') out['downtime'] = this.downtime;
     else out['expected-downtime'] = this.expectedDowntime;
     return out;

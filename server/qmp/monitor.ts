@@ -7,6 +7,7 @@
  */
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Version } from '../dispatch/version.js';
+import type { CommandReturns } from '../dispatch/schema-types.js';
 import { qmpLine, type OutValue } from './json/writer.js';
 import type { SessionLimits } from './session.js';
 
@@ -78,7 +79,7 @@ export class Monitor<C = unknown> {
     this.greeting = qmpLine({ QMP: { version: this.versionInfo(), capabilities: ['oob'] } });
   }
 
-  versionInfo(): OutValue {
+  versionInfo(): CommandReturns<'query-version'> {
     const v = this.version;
     return { qemu: { major: v.major, minor: v.minor, micro: v.micro }, package: this.packageName };
   }

@@ -16,6 +16,14 @@ import type { SevHost } from './sev-host.js';
 import type { ConfidentialSpec } from './guest-spec-kinds.js';
 import { LaunchedVm, SEV_STATES, type SevState } from './launched-vm.js';
 import { kvmCall as kvm, launchWording, ownWording, SevFailure } from './qemu-errors.js';
+import type { ReturnedType } from '../dispatch/schema-types.js';
+
+type SevInfo = ReturnedType<'SevInfo'>;
+type SevInfoCommonKey = 'enabled' | 'api-major' | 'api-minor' | 'build-id' | 'state';
+/** query-sev's members every guest kind (and a guest without SEV) reports. */
+export type SevInfoCommon = Pick<SevInfo, SevInfoCommonKey>;
+/** query-sev's members of one kind: per QEMU version, the old struct's tail or the union's branch. */
+export type SevInfoBranch = SevInfo extends infer T ? (T extends unknown ? Omit<T, SevInfoCommonKey> : never) : never;
 
 /** MSR_AMD64_SEV_STATUS as the running guest reads it, and its VMSA's SEV_FEATURES. */
 export interface GuestSevStatus {
@@ -59,7 +67,7 @@ export abstract class ConfidentialGuestBase<S extends ConfidentialSpec> {
   /** `info sev` lines (QEMU target/i386/sev.c, hmp_info_sev). */
   abstract infoLines(modern: boolean): string[];
   /** query-sev's members for this kind (after enabled, api-*, build-id, state). */
-  abstract queryMembers(modern: boolean): Record<string, string | number>;
+  abstract queryMembers(modern: boolean): SevInfoBranch;
   /** Encrypted register state (SEV-ES and SNP). */
   abstract get es(): boolean;
   /** The firmware handle QEMU reports (the spec's until a context exists). */

@@ -11,6 +11,7 @@ import { kvmCall, ownWording, queriedLength, SevFailure } from './qemu-errors.js
 import { findEntry, readBaseSize, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';
 import type { ConfidentialGuest } from './guest-kinds.js';
+import type { SevInfoCommon } from './confidential-guest.js';
 import { SEV_STATES } from './launched-vm.js';
 
 export interface SevGuestContext extends SessionContext {
@@ -26,7 +27,7 @@ const LAUNCH_SECRET_CODE = SEV_STATES.indexOf('launch-secret');
 function querySev<C extends SevGuestContext>(): Handler<C, 'query-sev'> {
   return (_a, { sevGuest: s, session }) => {
     const modern = atLeast(session.monitor.version, '9.1.0');
-    const base = s
+    const base: SevInfoCommon = s
       ? { enabled: true, 'api-major': s.api.major, 'api-minor': s.api.minor, 'build-id': s.api.build, state: s.state }
       : { enabled: false, 'api-major': 0, 'api-minor': 0, 'build-id': 0, state: 'uninit' };
     if (s) return { ...base, ...s.queryMembers(modern) };

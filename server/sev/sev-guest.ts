@@ -13,7 +13,7 @@ import { findEntry, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID } from '../../abi/ov
 import type { Guest } from '../guest/guest.js';
 import type { SevHost } from './sev-host.js';
 import type { KernelImages, SevSpec } from './guest-spec-kinds.js';
-import { ConfidentialGuestBase } from './confidential-guest.js';
+import { ConfidentialGuestBase, type SevInfoBranch } from './confidential-guest.js';
 import type { LaunchedVm } from './launched-vm.js';
 import { kvmCall as kvm, queriedLength } from './qemu-errors.js';
 
@@ -199,7 +199,7 @@ export class SevGuest extends ConfidentialGuestBase<SevSpec> {
     }
   }
 
-  queryMembers(modern: boolean): Record<string, string | number> {
+  queryMembers(modern: boolean): SevInfoBranch {
     const branch = { policy: this.policy, handle: this.handle };
     return modern ? { 'sev-type': 'sev', ...branch } : branch;
   }

@@ -17,7 +17,7 @@ import { findEntry, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID } from '../../abi/ov
 import { buildKernelHashesTable } from '../../abi/kernel-hashes.js';
 import { SnpPolicy } from '../../abi/policy.js';
 import type { KernelImages, SnpSpec } from './guest-spec-kinds.js';
-import { ConfidentialGuestBase } from './confidential-guest.js';
+import { ConfidentialGuestBase, type SevInfoBranch } from './confidential-guest.js';
 import type { LaunchedVm } from './launched-vm.js';
 import { kvmCall as kvm, SevFailure } from './qemu-errors.js';
 
@@ -148,7 +148,7 @@ export class SnpGuest extends ConfidentialGuestBase<SnpSpec> {
     return ctx.kvm.snpGuestRequest(message);
   }
 
-  queryMembers(): Record<string, string | number> {
+  queryMembers(): SevInfoBranch {
     return { 'sev-type': 'sev-snp', 'snp-policy': Number(this.spec.policy) };
   }
 
