@@ -13,6 +13,9 @@ import { StreamLoader, type LoaderOptions, type StreamSource } from './stream-lo
 import { ACK } from './sink.js';
 import type { MigrationUri } from './uri.js';
 
+/** How long a source may keep the connection open after the acknowledgement. */
+const ACK_LINGER_MS = 2000;
+
 export class IncomingMigration {
   private server: net.Server | null = null;
   private socket: net.Socket | null = null;
@@ -50,7 +53,14 @@ export class IncomingMigration {
       const load = this.load({
         pause: () => sock.pause(),
         resume: () => sock.resume(),
-        ack: () => sock.end(Buffer.from([ACK])),
+        // The acknowledgement ends our side; whatever the source still sends is read and
+        // dropped (a paused socket would hold a writing peer, and the connection, forever),
+        // and a source that does not hang up within ACK_LINGER_MS is cut off.
+        ack: () => {
+          sock.end(Buffer.from([ACK]));
+          sock.resume();
+          setTimeout(() => sock.destroy(), ACK_LINGER_MS).unref();
+        },
         destroy: () => sock.destroy(),
       });
       sock.on('data', (d: Buffer) => load.data(d));

@@ -96,6 +96,22 @@ t.test('every stream that skips RECEIVE_START … RECEIVE_FINISH fails; a real m
   t.ok(((await cb.execute('query-asids')).return['in-use'] as { name: string }[]).some((a) => a.name === 'complete'), 'it has an ASID');
   await ok.g.close();
 
+  // A source that goes on writing after the acknowledgement, never reading or hanging up:
+  // the target drops what follows and cuts the connection off (it used to stop reading and
+  // hold the connection, and the writer, for ever).
+  const chatty = await incomingGuest(cb, B, 'chatty', { policy: 1 });
+  const sock = await connectPeer(chatty.port);
+  const closed = new Promise<number>((r) => sock.once('close', () => r(Date.now())));
+  for (const p of [streamHeader(), ramSizeRecord(RAM, true), forgedReceiveStart(pdhB, 1), deviceRecord()]) await send(sock, p);
+  const t0 = Date.now();
+  const junk = Buffer.alloc(64 * 1024, 0x5a);
+  while (Date.now() - t0 < 6000 && (await send(sock, junk, t0 + 6000)));
+  const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 1000))]);
+  sock.destroy();
+  t.ok(at > 0 && at - t0 < 5000, `a source still writing after the ACK is cut off (after ${at > 0 ? at - t0 : 'never'} ms)`);
+  t.equal((await waitStatus(chatty.g, ['failed', 'completed'])).status, 'completed', 'its migration completed all the same');
+  await chatty.g.close();
+
   // And a real migration between the two daemons.
   await ca.execute('guest-add', { name: 'real', memory: '64M', 'sev-guest': { policy: 0 } });
   const ga = await monitor(A, 'real');

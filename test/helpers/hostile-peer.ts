@@ -63,12 +63,17 @@ export async function connectPeer(port: number, host = '127.0.0.1'): Promise<net
   return sock;
 }
 
-/** Writes with backpressure; false once the target closed the connection. */
-export async function send(sock: net.Socket, b: Buffer): Promise<boolean> {
+/**
+ * Writes with backpressure; false once the target closed the connection, or when it has
+ * not taken the bytes by `deadline` (ms since the epoch), so a bounded run stays bounded.
+ */
+export async function send(sock: net.Socket, b: Buffer, deadline = Infinity): Promise<boolean> {
   if (sock.destroyed || !sock.writable) return false;
   if (sock.write(b)) return true;
   return new Promise<boolean>((r) => {
+    const timer = Number.isFinite(deadline) ? setTimeout(() => done(false), Math.max(0, deadline - Date.now())) : undefined;
     const done = (ok: boolean) => {
+      clearTimeout(timer);
       sock.off('drain', onDrain);
       sock.off('close', onClose);
       r(ok);
@@ -160,12 +165,12 @@ export async function streamHostileRecords(o: HostilePeerOptions): Promise<Hosti
     const opening: Buffer[] = [streamHeader(), ramSizeRecord(o.ramBytes, o.sev ?? o.targetPdhB64 !== undefined)];
     if (o.targetPdhB64) opening.push(forgedReceiveStart(o.targetPdhB64, 1));
     for (const b of opening) {
-      if (!(await send(sock, b))) break;
+      if (!(await send(sock, b, end))) break;
       result.bytes += b.length;
     }
     while (open && Date.now() < end) {
       const b = record();
-      if (!(await send(sock, b))) break;
+      if (!(await send(sock, b, end))) break;
       result.bytes += b.length;
       result.records++;
       // Let the target answer (and close) now and then.
