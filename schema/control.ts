@@ -34,6 +34,7 @@ export const controlSchema: readonly Expr[] = [
   { struct: 'SevGuestProperties', before: '9.1.0', data: sevGuestProperties },
   { struct: 'SevGuestProperties', since: '9.1.0', before: '9.2.0', data: { ...sevGuestProperties, '*legacy-vm-type': 'bool' } },
   { struct: 'SevGuestProperties', since: '9.2.0', data: { ...sevGuestProperties, '*legacy-vm-type': 'OnOffAuto' } },
+  { struct: 'GuestFirmwareNodes', data: { format: 'str', storage: 'str' } },
   {
     struct: 'GuestSpec',
     data: {
@@ -47,6 +48,8 @@ export const controlSchema: readonly Expr[] = [
       '*incoming': 'StrOrNull',
       '*smp': 'uint32',
       '*cpu': 'str',
+      // sevd's extension (docs/interface.md §15): the block-node names of the firmware flash.
+      '*firmware-nodes': 'GuestFirmwareNodes',
       '*sev-snp-guest': { type: 'SevSnpGuestProperties', since: '9.1.0' },
       '*sev-guest': 'SevGuestProperties',
     },

@@ -9,10 +9,12 @@ import { sevPlatformSchema } from './sev-platform.js';
 import { sevSchema } from './sev.js';
 import { migrationSchema } from './migration.js';
 import { faultSchema } from './faults.js';
+import { machineSchema } from './machine.js';
 
 export const schema: readonly Expr[] = [
   ...monitorSchema,
   ...runStateSchema,
+  ...machineSchema,
   ...controlSchema,
   ...sevPlatformSchema,
   ...sevSchema,

@@ -153,6 +153,8 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
       incoming,
       smp,
       vmsaPages: es ? smp : 0,
+      cpu,
+      firmwareNodes: (a['firmware-nodes'] as { format: string; storage: string } | undefined) ?? null,
     },
     sev,
   };

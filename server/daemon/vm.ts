@@ -25,8 +25,10 @@ import { migrationHandlers, type MigrationContext } from '../migration/commands.
 import type { NormalizedSpec } from './guest-spec.js';
 import type { HostContext } from './host.js';
 import { sevCapabilitiesHandler, type SevHostContext } from './sev-platform-commands.js';
+import { MachineView } from '../guest/machine-view.js';
+import { machineHandlers, type MachineContext } from '../guest/machine-commands.js';
 
-type VmGuestContext = GuestContext & SevHostContext & SevGuestContext & MigrationContext;
+type VmGuestContext = GuestContext & SevHostContext & SevGuestContext & MigrationContext & MachineContext;
 let guestDispatcher: Dispatcher<VmGuestContext> | undefined;
 let agentDispatcher: Dispatcher<AgentContext> | undefined;
 
@@ -37,6 +39,8 @@ export class Vm {
   readonly qgaPath: string;
   private listeners: UnixListener[] = [];
   readonly migration: VmMigration;
+  /** The pid libvirt sees as every vCPU thread: the launcher's for a launcher-made guest (§15). */
+  vcpuThread = process.pid;
 
   constructor(readonly spec: NormalizedSpec, private readonly host: HostContext, onExit: (vm: Vm) => void) {
     const sevHost = host.sevHost;
@@ -50,6 +54,7 @@ export class Vm {
       ...guestHandlers(),
       ...sevGuestHandlers<VmGuestContext>(),
       ...migrationHandlers<VmGuestContext>(),
+      ...machineHandlers<VmGuestContext>(),
       'query-sev-capabilities': sevCapabilitiesHandler<VmGuestContext>(),
     });
     agentDispatcher ??= new Dispatcher(compiledSchema(schema, 'agent', version), agentHandlers());
@@ -86,7 +91,10 @@ export class Vm {
     guest.monitor = new Monitor({
       kind: 'guest',
       dispatcher: guestDispatcher,
-      context: { guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos, sevGuest: sev, migration: this.migration, paths: host.paths },
+      context: {
+        guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos, sevGuest: sev, migration: this.migration, paths: host.paths,
+        machine: new MachineView(guest, `unix:${this.qmpPath},server=on`, host.config.platform.generation, () => this.vcpuThread),
+      },
       version,
       packageName: host.packageName,
       limits,

@@ -1,0 +1,23 @@
+/** Handlers of the machine-view commands libvirt sends between start and `cont` (docs/interface.md §15). */
+import type { Handler } from '../dispatch/dispatcher.js';
+import type { MachineView } from './machine-view.js';
+
+export interface MachineContext {
+  machine: MachineView;
+}
+
+export function machineHandlers<C extends MachineContext>(): Record<string, Handler<C>> {
+  return {
+    'query-chardev': (_a, { machine }) => machine.chardevs(),
+    'query-hotpluggable-cpus': (_a, { machine }) => machine.hotpluggableCpus(),
+    'query-cpus-fast': (_a, { machine }) => machine.cpusFast(),
+    'qom-list': (a, { machine }) => machine.qomList(a['path'] as string),
+    'qom-get': (a, { machine }) => machine.qomGet(a['path'] as string, a['property'] as string),
+    // No -object iothread: libvirt's domains here have none.
+    'query-iothreads': () => [],
+    balloon: (a, { machine }) => machine.balloon(a['value'] as number),
+    'query-balloon': (_a, { machine }) => machine.balloonInfo(),
+    'query-named-block-nodes': (_a, { machine }) => machine.namedBlockNodes(),
+    'query-block': (_a, { machine }) => machine.block(),
+  };
+}
