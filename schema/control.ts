@@ -55,6 +55,12 @@ export const controlSchema: readonly Expr[] = [
     },
   },
   { command: 'guest-add', data: 'GuestSpec', boxed: true, monitors: ['control'] },
+  // The launch socket's guest-add (docs/interface.md §15): GUEST_SPEC, plus what a launcher
+  // running as libvirt's QEMU user can read and sevd cannot (libvirt's per-domain directory):
+  // the sev-guest object's dh-cert-file and session-file contents, base64 text as in the files.
+  { struct: 'LaunchSevInputs', data: { '*dh-cert': 'str', '*session': 'str' } },
+  { struct: 'LaunchGuestSpec', base: 'GuestSpec', data: { '*sev-inputs': 'LaunchSevInputs', '*pid': 'int' } },
+  { command: 'guest-add', data: 'LaunchGuestSpec', boxed: true, monitors: ['launch'] },
   { command: 'guest-del', data: { name: 'str' }, monitors: ['control'] },
   {
     struct: 'GuestInfo',

@@ -167,8 +167,12 @@ export class Vm {
     }
   }
 
+  /** Called once the VM is closed (the launch socket ends its launcher's connection then). */
+  readonly closeHooks: (() => void)[] = [];
+
   /** Closes the sockets and every connection to them; the firmware context is decommissioned. */
   async close(): Promise<void> {
+    for (const hook of this.closeHooks.splice(0)) hook();
     this.migration.close();
     this.sev?.destroy();
     const ls = this.listeners;
