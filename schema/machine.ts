@@ -51,4 +51,15 @@ export const machineSchema: readonly Expr[] = [
     data: { device: 'str', '*qdev': 'str', type: 'str', removable: 'bool', locked: 'bool', '*inserted': 'BlockDeviceInfo', '*tray_open': 'bool' },
   },
   { command: 'query-block', readOnly: true, returns: ['BlockInfo'], monitors: ['guest'] },
+  // qapi/run-state.json: what the guest's reboot, shutdown, panic and watchdog do (libvirt's on_* settings).
+  { enum: 'RebootAction', data: ['reset', 'shutdown'] },
+  { enum: 'ShutdownAction', data: ['poweroff', 'pause'] },
+  { enum: 'PanicAction', data: ['pause', 'shutdown', { name: 'exit-failure', since: '7.1.0' }, 'none'] },
+  { enum: 'WatchdogAction', data: ['reset', 'shutdown', 'poweroff', 'pause', 'debug', 'none', 'inject-nmi'] },
+  {
+    command: 'set-action',
+    since: '6.0.0',
+    data: { '*reboot': 'RebootAction', '*shutdown': 'ShutdownAction', '*panic': 'PanicAction', '*watchdog': 'WatchdogAction' },
+    monitors: ['guest'],
+  },
 ];

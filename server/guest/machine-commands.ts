@@ -19,5 +19,9 @@ export function machineHandlers<C extends MachineContext>(): Record<string, Hand
     'query-balloon': (_a, { machine }) => machine.balloonInfo(),
     'query-named-block-nodes': (_a, { machine }) => machine.namedBlockNodes(),
     'query-block': (_a, { machine }) => machine.block(),
+    // Recorded only: no guest code runs in sevd that could reboot, panic or trip a watchdog.
+    'set-action': (a, { machine }) => {
+      Object.assign(machine.actions, a);
+    },
   };
 }

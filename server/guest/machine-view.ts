@@ -14,6 +14,8 @@ const DEFAULT_NODES = { format: 'pflash0-format', storage: 'pflash0-storage' };
 
 export class MachineView {
   readonly vcpu: VcpuQom;
+  /** set-action's choices (reboot, shutdown, panic, watchdog). */
+  readonly actions: Record<string, unknown> = {};
   /** The balloon's target (QEMU keeps it; the guest's driver would move toward it). */
   balloonTarget: number;
 
