@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Build stage: compile TypeScript with the dev dependencies.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --no-audit --no-fund
@@ -17,7 +17,7 @@ RUN npx tsc -p tsconfig.json
 #   docker run --read-only --cap-drop=ALL --security-opt=no-new-privileges \
 #     -v sevd-run:/run/sevd -v sevd-state:/var/lib/sevd -p 127.0.0.1:4445:4445 sevd
 # and set a WebSocket token in the config before publishing the port beyond this host.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /opt/sevd
 COPY package.json package-lock.json ./

@@ -1,4 +1,4 @@
-/** The 208-byte attestation report (sev-firmware.md §8), signed with the PEK. */
+/** The 208-byte attestation report (SEV API 55766, ATTESTATION), signed with the PEK. */
 import type { KeyObject } from 'node:crypto';
 import { ecdsaSignField, ecdsaVerifyField } from './certs/sev-cert.js';
 import { le32 } from './bytes.js';

@@ -1,5 +1,5 @@
 /**
- * The EFI secret table a guest owner injects (sev-firmware.md §7.1): a builder (for the
+ * The EFI secret table a guest owner injects (the EFI secret area of Linux drivers/virt/coco/efi_secret): a builder (for the
  * toolkit and tests) and the parser the guest agent uses, modelled on Linux's efi_secret.
  */
 import { guidFromBytes, guidToBytes } from './guid.js';

@@ -1,5 +1,5 @@
 /**
- * The SEV kernel-hashes table of measured direct boot (sev-firmware.md §7.2, QEMU
+ * The SEV kernel-hashes table of measured direct boot (QEMU target/i386/sev.c, SevHashTable, QEMU
  * kernel-hashes=on): SHA-256 of command line (with its NUL), initrd and kernel, padded to 176 bytes.
  */
 import { createHash } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * The launch and transport cryptography of the SEV API (sev-firmware.md §6, §11): the
+ * The launch and transport cryptography of the SEV API (SEV API 55766, LAUNCH_START session and SEND_START transport): the
  * SP 800-108 KDF, ECDH shared secret, session wrap/unwrap, the launch measurement and
  * the packet MACs. One implementation, used by the firmware and the guest owner alike and
  * checked by the vectors.

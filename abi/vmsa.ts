@@ -1,6 +1,6 @@
 /**
  * The SEV-ES/SNP VMSA: one 4 KiB page per vCPU holding its initial register state as KVM
- * and QEMU give it at reset (sev-es-snp.md §3; the save-area layout is AMD APM vol. 2
+ * and QEMU give it at reset (Linux Documentation/virt/kvm/x86/amd-memory-encryption.rst, KVM_SEV_LAUNCH_UPDATE_VMSA; the save-area layout is AMD APM vol. 2
  * table B-4, Linux's `struct sev_es_save_area`). The firmware measures these pages, so a
  * guest owner who predicts the launch digest must build byte-identical ones: both sides
  * use this builder.
@@ -106,8 +106,8 @@ export function signatureFms(sig: number): { family: number; model: number; step
 const EPYC = cpuSignature(23, 1, 2);
 const ROME = cpuSignature(23, 49, 0);
 const MILAN = cpuSignature(25, 1, 1);
-// QEMU's EPYC-Genoa is family 25 model 17 stepping 0 (vector N3 is computed with it; the
-// prose of sev-es-snp.md §8 says 0xa10f11, which is a Genoa B1 chip's own: HOST_SIGNATURE).
+// QEMU's EPYC-Genoa is family 25 model 17 stepping 0 (vector N3 is computed with it;
+// 0xa10f11 is a Genoa B1 chip's own HOST_SIGNATURE).
 const GENOA = cpuSignature(25, 17, 0);
 const GENOA_B1 = cpuSignature(25, 17, 1);
 const TURIN = cpuSignature(26, 0, 0);

@@ -1,7 +1,7 @@
-/** The guest agent (interface.md §8): what software inside the guest sees. */
+/** The guest agent (docs/interface.md §8): what software inside the guest sees. */
 import type { Expr } from './defs.js';
 
-export const agentSchema: readonly Expr[] = [
+export const agentSchema = [
   { command: 'guest-ping', readOnly: true, monitors: ['agent'] },
   { struct: 'GuestAgentCommandInfo', data: { name: 'str', enabled: 'bool', 'success-response': 'bool' } },
   { struct: 'GuestAgentInfo', data: { version: 'str', supported_commands: ['GuestAgentCommandInfo'] } },
@@ -29,4 +29,4 @@ export const agentSchema: readonly Expr[] = [
     data: { gpa: 'uint64', size: 'uint64', private: 'bool' },
     monitors: ['agent'],
   },
-];
+] as const satisfies readonly Expr[];

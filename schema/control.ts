@@ -1,4 +1,4 @@
-/** sevd's control monitor: the guest registry (interface.md §5). */
+/** sevd's control monitor: the guest registry (docs/interface.md §5). */
 import type { Expr } from './defs.js';
 
 export const GUEST_NAME_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
@@ -15,7 +15,7 @@ const sevGuestProperties = {
   '*kernel-hashes': 'bool',
 } as const;
 
-export const controlSchema: readonly Expr[] = [
+export const controlSchema = [
   { alternate: 'StrOrNull', data: { s: 'str', n: 'null' } },
   { alternate: 'GuestMemorySize', data: { bytes: 'size', text: 'str' } },
   { enum: 'OnOffAuto', data: ['auto', 'on', 'off'] },
@@ -75,7 +75,7 @@ export const controlSchema: readonly Expr[] = [
     data: ['uninit', 'launch-update', 'launch-secret', 'running', 'send-update', 'receive-update'],
   },
   { command: 'query-guests', readOnly: true, returns: ['GuestInfo'], monitors: ['control'] },
-  // The operator view's memory picture (interface §12).
+  // The operator view's memory picture (docs/interface.md §12).
   { enum: 'GuestPageKind', data: ['private', 'shared', 'vmsa', 'untouched'] },
   { struct: 'GuestMemoryRun', data: { gpa: 'uint64', pages: 'uint64', kind: 'GuestPageKind' } },
   { command: 'query-guest-memory', readOnly: true, data: { name: 'str', '*gpa': 'uint64', '*size': 'uint64' }, returns: ['GuestMemoryRun'], monitors: ['control'] },
@@ -83,4 +83,4 @@ export const controlSchema: readonly Expr[] = [
   { struct: 'GuestAsid', data: { name: 'str', asid: 'int' } },
   { struct: 'AsidInfo', data: { 'max-asid': 'int', 'min-sev-asid': 'int', 'in-use': ['GuestAsid'], free: 'int' } },
   { command: 'query-asids', readOnly: true, returns: 'AsidInfo', monitors: ['control'] },
-];
+] as const satisfies readonly Expr[];

@@ -1,11 +1,11 @@
-/** Fault injection on the control monitor (interface.md §13). */
+/** Fault injection on the control monitor (docs/interface.md §13). */
 import type { Expr } from './defs.js';
 
 const firmwareFault = { command: 'str', status: 'FirmwareStatusCode', '*guest': 'str', '*count': 'uint32', '*delay-ms': 'uint32' } as const;
 const migrationFault = { guest: 'str', 'after-pages': 'uint64', action: 'MigrationFaultAction' } as const;
 const monitorFault = { '*guest': 'str', action: 'MonitorFaultAction', '*delay-ms': 'uint32', '*count': 'uint32' } as const;
 
-export const faultSchema: readonly Expr[] = [
+export const faultSchema = [
   { enum: 'FaultTarget', data: ['firmware', 'migration', 'monitor'] },
   { enum: 'MigrationFaultAction', data: ['cut', 'corrupt', 'stall'] },
   { enum: 'MonitorFaultAction', data: ['delay', 'disconnect'] },
@@ -31,4 +31,4 @@ export const faultSchema: readonly Expr[] = [
   { command: 'query-faults', readOnly: true, returns: ['FaultInfo'], monitors: ['control'] },
   { command: 'clear-faults', data: { '*id': 'int' }, monitors: ['control'] },
   { event: 'SEVD_FAULT', data: { id: 'int', target: 'FaultTarget', detail: 'str' }, monitors: ['control'] },
-];
+] as const satisfies readonly Expr[];

@@ -11,7 +11,8 @@ import { migrationSchema } from './migration.js';
 import { faultSchema } from './faults.js';
 import { machineSchema } from './machine.js';
 
-export const schema: readonly Expr[] = [
+/** The schema with its literal types: what the server derives handler types from. */
+export const schemaLiterals = [
   ...monitorSchema,
   ...runStateSchema,
   ...machineSchema,
@@ -22,6 +23,8 @@ export const schema: readonly Expr[] = [
   ...faultSchema,
   ...agentSchema,
   ...introspectSchema,
-];
+] as const satisfies readonly Expr[];
+
+export const schema: readonly Expr[] = schemaLiterals;
 
 export * from './defs.js';

@@ -1,7 +1,7 @@
 /** Types of query-qmp-schema itself (qapi/introspect.json), so it can describe itself. */
 import type { Expr } from './defs.js';
 
-export const introspectSchema: readonly Expr[] = [
+export const introspectSchema = [
   { command: 'query-qmp-schema', readOnly: true, returns: ['SchemaInfo'], monitors: ['control', 'guest'] },
   { enum: 'SchemaMetaType', data: ['builtin', 'enum', 'array', 'object', 'alternate', 'command', 'event'] },
   {
@@ -25,4 +25,4 @@ export const introspectSchema: readonly Expr[] = [
   { struct: 'SchemaInfoAlternateMember', data: { type: 'str' } },
   { struct: 'SchemaInfoCommand', data: { 'arg-type': 'str', 'ret-type': 'str', '*allow-oob': 'bool' } },
   { struct: 'SchemaInfoEvent', data: { 'arg-type': 'str' } },
-];
+] as const satisfies readonly Expr[];

@@ -6,7 +6,7 @@
  */
 import type { Expr } from './defs.js';
 
-export const machineSchema: readonly Expr[] = [
+export const machineSchema = [
   { struct: 'ChardevInfo', data: { label: 'str', filename: 'str', 'frontend-open': 'bool' } },
   { command: 'query-chardev', readOnly: true, returns: ['ChardevInfo'], monitors: ['guest'] },
   {
@@ -62,4 +62,4 @@ export const machineSchema: readonly Expr[] = [
     data: { '*reboot': 'RebootAction', '*shutdown': 'ShutdownAction', '*panic': 'PanicAction', '*watchdog': 'WatchdogAction' },
     monitors: ['guest'],
   },
-];
+] as const satisfies readonly Expr[];

@@ -1,4 +1,4 @@
-/** Migration (qapi/migration.json, qmp-protocol.md §16) with the AMD SEV series' parameters (§17). */
+/** Migration (QEMU qapi/migration.json) with the parameters of AMD's SEV live-migration series (AMDESE/qemu sev_live_migration_v4_1). */
 import type { Expr, Members } from './defs.js';
 
 /** Members shared by MigrationParameters (output) and MigrateSetParameters (input). */
@@ -34,7 +34,7 @@ const params = (tls: string, sev: string): Members => ({
   '*sev-amd-cert': sev,
 });
 
-export const migrationSchema: readonly Expr[] = [
+export const migrationSchema = [
   {
     enum: 'MigrationStatus',
     data: ['none', 'setup', 'cancelling', 'cancelled', 'active', 'postcopy-active', 'postcopy-paused', 'postcopy-recover',
@@ -80,4 +80,4 @@ export const migrationSchema: readonly Expr[] = [
   { command: 'migrate_cancel', monitors: ['guest'] },
   { event: 'MIGRATION', data: { status: 'MigrationStatus' }, monitors: ['guest'] },
   { event: 'MIGRATION_PASS', data: { pass: 'int' }, monitors: ['guest'] },
-];
+] as const satisfies readonly Expr[];

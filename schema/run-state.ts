@@ -1,7 +1,7 @@
 /** A guest's run state and machine commands (qapi/run-state.json, qapi/machine.json, qapi/misc.json). */
 import type { Expr } from './defs.js';
 
-export const runStateSchema: readonly Expr[] = [
+export const runStateSchema = [
   // qapi/machine.json (CpuInstanceProperties: schema/machine.ts).
   { enum: 'SysEmuTarget', data: ['x86_64'] },
   { struct: 'CpuInfoFast', data: { 'cpu-index': 'int', 'qom-path': 'str', 'thread-id': 'int', '*props': 'CpuInstanceProperties', target: 'SysEmuTarget' } },
@@ -54,4 +54,4 @@ export const runStateSchema: readonly Expr[] = [
     monitors: ['guest'],
   },
   { command: 'pmemsave', data: { val: 'int', size: 'int', filename: 'str' }, monitors: ['guest'] },
-];
+] as const satisfies readonly Expr[];

@@ -1,7 +1,7 @@
-/** SEV platform commands: QEMU's query-sev-capabilities and sevd's control commands (interface.md §5). */
+/** SEV platform commands: QEMU's query-sev-capabilities and sevd's control commands (docs/interface.md §5). */
 import type { Expr } from './defs.js';
 
-export const sevPlatformSchema: readonly Expr[] = [
+export const sevPlatformSchema = [
   {
     struct: 'SevCapability',
     data: {
@@ -34,7 +34,7 @@ export const sevPlatformSchema: readonly Expr[] = [
   { struct: 'SevPekCsr', data: { data: 'str' } },
   { command: 'sev-pek-csr', readOnly: true, returns: 'SevPekCsr', monitors: ['control'] },
   { command: 'sev-pek-cert-import', data: { 'pek-cert': 'str', 'oca-cert': 'str' }, monitors: ['control'] },
-  // SEV-SNP platform (interface §9).
+  // SEV-SNP platform (docs/interface.md §9).
   { struct: 'SnpTcb', data: { bootloader: 'uint8', tee: 'uint8', snp: 'uint8', microcode: 'uint8', '*fmc': 'uint8' } },
   { enum: 'SnpPlatformState', data: ['uninit', 'init'] },
   {
@@ -49,4 +49,4 @@ export const sevPlatformSchema: readonly Expr[] = [
   { command: 'sev-snp-set-config', data: { '*reported-tcb': 'SnpTcb', '*mask-chip-id': 'bool', '*mask-chip-key': 'bool' }, monitors: ['control'] },
   { command: 'sev-snp-commit', monitors: ['control'] },
   { command: 'sev-snp-set-tcb', data: 'SnpTcb', boxed: true, monitors: ['control'] },
-];
+] as const satisfies readonly Expr[];

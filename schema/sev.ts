@@ -1,7 +1,7 @@
-/** The SEV guest commands (qapi/misc-target.json, qmp-protocol.md §14). */
+/** The SEV guest commands (QEMU qapi/misc-target.json; qapi/misc-i386.json from QEMU 10.1). */
 import type { Expr } from './defs.js';
 
-export const sevSchema: readonly Expr[] = [
+export const sevSchema = [
   { enum: 'SevGuestType', data: ['sev', 'sev-snp'], since: '9.1.0' },
   {
     struct: 'SevInfo',
@@ -40,4 +40,4 @@ export const sevSchema: readonly Expr[] = [
   },
   { struct: 'GuestSecretInfo', data: { guid: 'str', data: 'str' } },
   { command: 'guest-get-secrets', readOnly: true, returns: ['GuestSecretInfo'], monitors: ['agent'] },
-];
+] as const satisfies readonly Expr[];

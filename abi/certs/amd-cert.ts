@@ -1,5 +1,5 @@
 /**
- * The AMD CA certificate format of the ARK and ASK (sev-firmware.md §1.6): RSA keys,
+ * The AMD CA certificate format of the ARK and ASK (SEV API 55766, appendix "AMD CA certificate format"): RSA keys,
  * RSASSA-PSS signatures with SHA-256 (2048-bit) or SHA-384 (4096-bit), little-endian.
  */
 import type { KeyObject } from 'node:crypto';

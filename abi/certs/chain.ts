@@ -1,5 +1,5 @@
 /**
- * Platform chain verification in virtee/sev's order (sev-firmware.md §1.7): ARK self,
+ * Platform chain verification in virtee/sev's order (SEV API 55766, certificate chain of trust): ARK self,
  * ARK→ASK, ASK→CEK, OCA self, OCA→PEK, CEK→PEK, PEK→PDH. A failure names the step
  * and the reason.
  */

@@ -1,5 +1,5 @@
 /**
- * Issuing SEV-format certificates (sev-firmware.md §1.7): an unsigned certificate for a
+ * Issuing SEV-format certificates (SEV API 55766, certificate chain of trust): an unsigned certificate for a
  * key, a signature into one of its two slots, a self-signed OCA. The chip issues its PEK and
  * PDH with these, and a guest owner its GODH and OCA.
  */

@@ -1,5 +1,5 @@
 /**
- * The SEV certificate (0x824 bytes, sev-firmware.md §1.1–1.5): codec, signing and
+ * The SEV certificate (0x824 bytes, SEV API 55766, appendix "SEV certificate format"): codec, signing and
  * verification. Keys are P-384 ECDSA/ECDH or RSA; big integers are little-endian.
  */
 import { createPublicKey, sign as nodeSign, verify as nodeVerify, constants, type KeyObject } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * The SNP TCB version (a u64, sev-es-snp.md §4): the security patch levels of the boot
+ * The SNP TCB version (a u64, SNP ABI 56860, TCB_VERSION and SNP_PLATFORM_STATUS): the security patch levels of the boot
  * loader, TEE, SNP firmware and microcode (and, on Turin, the FMC), each a byte, at
  * positions that differ by product.
  */

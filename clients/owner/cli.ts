@@ -15,7 +15,8 @@ import {
   buildLaunchSession, buildMeasurement, buildSecret, chainFromDir, chainFromExport, launchDigest, verifyAttestation,
   verifyMeasurement, verifyPlatform,
 } from './owner.js';
-import { SNP_PRODUCTS, verifySnpReport } from './snp-verify.js';
+import { SNP_PRODUCTS, snpProductOf, verifySnpReport } from './snp-verify.js';
+import { decodeSnpReport, SNP_REPORT_SIZE } from '../../abi/snp/report.js';
 import { buildSnpIdBlock, snpLaunchDigest } from './snp-measure.js';
 import { helpText, parseCommand, UsageError, type Values } from '../../cli/args.js';
 import { COMMAND_LIST, COMMANDS, PROGRAM, TOP, VERSION } from './commands.js';
@@ -143,15 +144,20 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case 'snp verify': {
-      const generation = req(f, 'generation');
-      const product = SNP_PRODUCTS[generation];
-      if (!product) throw new UsageError(`${PROGRAM}: --generation must be milan, genoa or turin`);
+      const report = blob(req(f, 'report'));
+      const chainPem = str(f, 'chain') ? readFileSync(req(f, 'chain'), 'utf8') : undefined;
+      const generation = str(f, 'generation');
+      const product = generation !== undefined ? SNP_PRODUCTS[generation] : snpProductOf(report, chainPem);
+      if (generation !== undefined && !product) throw new UsageError(`${PROGRAM}: --generation must be milan, genoa or turin`);
+      if (!product) {
+        throw new UsageError(`${PROGRAM}: --generation is required: ${chainPem ? "the chain's ARK does not name a product (CN=ARK-Milan, ARK-Genoa, ARK-Turin) and " : ''}the report (version ${report.length === SNP_REPORT_SIZE ? decodeSnpReport(report).version : '?'}) carries no CPUID family/model`);
+      }
       const hexOf = (k: string) => (str(f, k) !== undefined ? Buffer.from(req(f, k), 'hex') : undefined);
       const minTcb = str(f, 'min-tcb')?.split(',').map(Number);
       const predicted = str(f, 'firmware') ? snpLaunchDigest(readFileSync(req(f, 'firmware')), { vcpus: num(f, 'vcpus'), vcpuType: str(f, 'vcpu-type') ?? 'EPYC-v4' }) : undefined;
-      const r = await verifySnpReport(blob(req(f, 'report')), {
+      const r = await verifySnpReport(report, {
         product,
-        ...(str(f, 'chain') ? { chainPem: readFileSync(req(f, 'chain'), 'utf8') } : {}),
+        ...(chainPem ? { chainPem } : {}),
         ...(str(f, 'vcek') ? { vcek: readFileSync(req(f, 'vcek')) } : {}),
         ...(str(f, 'kds') ? { kdsBase: req(f, 'kds') } : {}),
         expect: {

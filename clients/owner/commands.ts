@@ -102,7 +102,7 @@ export const COMMANDS: Record<string, CommandDef> = {
     summary: "Verify an SEV-SNP attestation report: VCEK → ASK → ARK, the report's signature, the VCEK's TCB and hwID, and your expectations.",
     options: [
       { name: 'report', value: 'FILE', help: 'the 1184-byte report (binary, or base64 text)' },
-      { name: 'generation', value: 'NAME', help: "the product (milan, genoa, turin): trusts AMD's real chain for it" },
+      { name: 'generation', value: 'NAME', help: "the product (milan, genoa, turin): trusts AMD's real chain for it; default: the product the chain's ARK (CN=ARK-Milan, …) or a version 3 report's CPUID names" },
       { name: 'chain', value: 'FILE', help: 'trust this chain instead (PEM, ASK then ARK: KDS cert_chain, or sevd\'s)' },
       { name: 'vcek', value: 'FILE', help: 'the VCEK certificate (DER)' },
       { name: 'kds', value: 'URL', help: 'or fetch the VCEK from this KDS base URL (chip id and reported TCB from the report)' },

@@ -51,6 +51,25 @@ function splitPem(pem: string): X509Certificate[] {
   return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((c) => new X509Certificate(c));
 }
 
+/**
+ * The product a chain or a report names, so `--chain` needs no `--generation`: the ARK's
+ * subject CN (`ARK-Milan`, … as KDS's cert_chain and sevd's serve it), else a version ≥ 3
+ * report's CPUID family/model (SNP ABI 56860, ATTESTATION_REPORT: family 0x19 model 0x0x
+ * Milan, 0x1x or 0xAx Genoa; family 0x1A Turin). null: neither tells.
+ */
+export function snpProductOf(report: Uint8Array, chainPem?: string): SnpProduct | null {
+  const ark = chainPem ? splitPem(chainPem)[1] : undefined;
+  const cn = ark?.subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3);
+  const named = Object.values(SNP_PRODUCTS).find((p) => cn === `ARK-${p}`);
+  if (named) return named;
+  if (report.length !== SNP_REPORT_SIZE) return null;
+  const c = decodeSnpReport(report).cpuid;
+  if (c?.family === 0x19 && c.model >> 4 === 0x0) return 'Milan';
+  if (c?.family === 0x19 && (c.model >> 4 === 0x1 || c.model >> 4 === 0xa)) return 'Genoa';
+  if (c?.family === 0x1a) return 'Turin';
+  return null;
+}
+
 const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
 export async function verifySnpReport(report: Uint8Array, o: SnpVerifyOptions): Promise<{ ok: boolean; checks: SnpCheck[] }> {

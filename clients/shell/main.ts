@@ -65,13 +65,19 @@ async function main(): Promise<void> {
       return [hits.length ? hits : [], line];
     },
   });
+  // Node 24's readline throws on prompt() once the input has ended (a script on stdin):
+  // replies still pending then are printed without a prompt.
+  let inputEnded = false;
+  const prompt = (preserveCursor?: boolean) => {
+    if (!inputEnded) rl.prompt(preserveCursor);
+  };
   const show = (v: unknown) => (pretty ? JSON.stringify(v, null, 4) : JSON.stringify(v));
   const print = (text: string) => {
     // Print above the prompt and redraw what the user is typing.
     readline.clearLine(process.stdout, 0);
     readline.cursorTo(process.stdout, 0);
     process.stdout.write(text + '\n');
-    rl.prompt(true);
+    prompt(true);
   };
   void (async () => {
     for await (const ev of client.events()) print(show(ev));
@@ -107,9 +113,10 @@ async function main(): Promise<void> {
     } catch (e) {
       process.stdout.write(`${(e as Error).message}\n`);
     }
-    rl.prompt();
+    prompt();
   };
   rl.on('close', () => {
+    inputEnded = true;
     void work.then(() => {
       client.close();
       process.stdout.write('\n');

@@ -35,7 +35,7 @@ export const SEVD_COMMAND: CommandDef = {
   name: 'sevd',
   summary: 'A software AMD SEV host: an emulated AMD Secure Processor and SEV guests behind QEMU-compatible QMP monitors.\nFlags override the config file, which overrides the embedded defaults.',
   options: [
-    { name: 'config', value: 'FILE', help: 'JSON configuration file (interface.md §3)' },
+    { name: 'config', value: 'FILE', help: 'JSON configuration file (docs/configuration.md)' },
     { name: 'run-dir', value: 'DIR', help: 'directory for the QMP sockets (default ./run)' },
     { name: 'state-dir', value: 'DIR', help: 'directory for persistent platform state (default ./state)' },
     { name: 'ws-host', value: 'HOST', help: 'WebSocket/HTTP listen address (default 127.0.0.1)' },

@@ -1,4 +1,4 @@
-/** The embedded default configuration (interface.md §2): what `npm start` runs with. */
+/** The embedded default configuration (docs/interface.md §2): what `npm start` runs with. */
 export interface PlatformConfig {
   generation: 'naples' | 'rome' | 'milan' | 'genoa' | 'turin';
   apiMajor: number;
@@ -13,7 +13,7 @@ export interface PlatformConfig {
    */
   minSevAsid: number | null;
   seed: string | null;
-  /** SNP generations: the TCB the chip starts at and the SNP_CONFIG values (interface §9). */
+  /** SNP generations: the TCB the chip starts at and the SNP_CONFIG values (docs/interface.md §9). */
   snp: {
     tcb: { bootloader: number; tee: number; snp: number; microcode: number; fmc: number | null };
     reportedTcb: { bootloader: number; tee: number; snp: number; microcode: number; fmc?: number | null } | null;
@@ -26,7 +26,7 @@ export interface WebSocketConfig {
   host: string;
   port: number;
   token: string | null;
-  /** Further tokens with their access (interface §14). */
+  /** Further tokens with their access (docs/interface.md §14). */
   tokens: { token: string; access: 'full' | 'read-only' }[];
   allowedOrigins: string[];
   /** Host names clients may use beside the listen address and `localhost` (DNS rebinding). */
@@ -50,7 +50,7 @@ export interface LimitsConfig {
   kdsNewVcekBurst: number;
 }
 
-/** Which files monitor clients may name (interface §14). null: under the state directory. */
+/** Which files monitor clients may name (docs/interface.md §14). null: under the state directory. */
 export interface PathsConfig {
   images: string[];
   inputs: string[];
@@ -75,7 +75,7 @@ export interface SevdConfig {
   user: string | number | null;
   group: string | number | null;
   guests: Record<string, unknown>[];
-  /** FAULT objects armed from the start (interface §13). */
+  /** FAULT objects armed from the start (docs/interface.md §13). */
   faults: Record<string, unknown>[];
   /** The launch socket (docs/interface.md §15): its group and mode ("0660" or a number). */
   launch: { group: string | number | null; mode: string | number };

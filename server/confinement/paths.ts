@@ -1,5 +1,5 @@
 /**
- * Path confinement (interface §14): the one place that decides whether a file name given
+ * Path confinement (docs/interface.md §14): the one place that decides whether a file name given
  * by a monitor client may be opened. On a confined transport a name is resolved (relative
  * names against the kind's first directory, symlinks followed) and must lie inside one of
  * the kind's directories; the check touches no file (realpath reads only directory
@@ -9,11 +9,11 @@
  * the file's, must really be inside, and a file to write must have no other hard link.
  * Unconfined transports keep QEMU's behaviour: the name is used as given.
  */
-import { closeSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, unlinkSync, constants } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, unlinkSync, constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
-import { QmpError } from '../qmp/errors.js';
-import { metrics } from '../observability/metrics.js';
+import { QmpError } from '../errors/qmp-error.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export type FileKind = 'images' | 'inputs' | 'dumps' | 'migration';
 export type ConfineMode = 'websocket' | 'all' | 'none';
@@ -65,10 +65,16 @@ const fdPath = (fd: number) => `/proc/self/fd/${fd}`;
 /** Errors of opening a directory that a concurrent rename can cause. */
 const RELOOK = ['ENOENT', 'ENOTDIR', 'ELOOP'];
 
+/**
+ * Opens a name as given, to read. Non-blocking, so that a FIFO nobody writes cannot hold
+ * the daemon at the open (the reader checks what it opened).
+ */
+const openAsGiven = (name: string) => openSync(name, constants.O_RDONLY | constants.O_NONBLOCK);
+
 const inside = (path: string, dir: string) => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 
 export class PathPolicy {
-  constructor(readonly dirs: PathDirectories, readonly mode: ConfineMode) {}
+  constructor(readonly dirs: PathDirectories, readonly mode: ConfineMode, private readonly metrics?: Metrics) {}
 
   confines(origin: Origin): boolean {
     if (origin === 'config') return false;
@@ -95,7 +101,7 @@ export class PathPolicy {
   }
 
   private refuse(kind: FileKind, name: string): never {
-    metrics.refusals.inc({ reason: `path-${kind}` });
+    this.metrics?.refusals.inc({ reason: `path-${kind}` });
     throw QmpError.generic(`Path '${name}' is not allowed for ${kind}`);
   }
 
@@ -135,7 +141,7 @@ export class PathPolicy {
    * component, regular files only.
    */
   openForRead(kind: FileKind, name: string, origin: Origin): number {
-    if (!this.confines(origin)) return openSync(name, 'r');
+    if (!this.confines(origin)) return openAsGiven(name);
     const { dir, base } = this.openParent(kind, name, origin);
     try {
       const fd = openSync(`${fdPath(dir)}/${base}`, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -190,9 +196,28 @@ export class PathPolicy {
     }
   }
 
+  /**
+   * A name to bind, connect to or unlink (a unix: migration socket) that cannot be moved
+   * outside: confined, the checked parent directory is held open and the name is reached
+   * through its descriptor (`/proc/self/fd/N/base`) until `release()`. Unconfined: the name.
+   */
+  holdName(kind: FileKind, name: string, origin: Origin): { path: string; release(): void } {
+    if (!this.confines(origin)) return { path: name, release: () => undefined };
+    const { dir, base } = this.openParent(kind, name, origin);
+    let open = true;
+    return {
+      path: `${fdPath(dir)}/${base}`,
+      release: () => {
+        if (open) closeSync(dir);
+        open = false;
+      },
+    };
+  }
+
   /** The files a guest definition names, opened as the client that gave it. */
   access(origin: Origin): FileAccess {
     return {
+      origin,
       resolve: (kind, name) => this.resolve(kind, name, origin),
       openForRead: (kind, name) => this.openForRead(kind, name, origin),
     };
@@ -201,20 +226,12 @@ export class PathPolicy {
 
 /** What a guest's definition may open: the names its client may give, and reading them. */
 export interface FileAccess {
+  /** Who named the files (their URIs too are opened as that client's). */
+  readonly origin: Origin;
   resolve(kind: FileKind, name: string): string;
   /** A descriptor to read from; the caller closes it. */
   openForRead(kind: FileKind, name: string): number;
 }
 
 /** The operator's own files (and tests): names used as given. */
-export const UNCONFINED: FileAccess = { resolve: (_kind, name) => name, openForRead: (_kind, name) => openSync(name, 'r') };
-
-/** A whole file read through `files`. */
-export function readWhole(files: FileAccess, kind: FileKind, name: string): Buffer {
-  const fd = files.openForRead(kind, name);
-  try {
-    return readFileSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+export const UNCONFINED: FileAccess = { origin: 'config', resolve: (_kind, name) => name, openForRead: (_kind, name) => openAsGiven(name) };

@@ -1,11 +1,11 @@
-/** Handlers of the control monitor (interface.md §5). */
-import type { Handler } from '../dispatch/dispatcher.js';
+/** Handlers of the control monitor (docs/interface.md §5). */
+import type { Handler, Handlers } from '../dispatch/dispatcher.js';
 import { commonHandlers } from '../dispatch/common-commands.js';
 import { sevPlatformHandlers, type SevHostContext } from './sev-platform-commands.js';
 import type { GuestRegistry } from './registry.js';
 import type { PathPolicy } from '../confinement/paths.js';
 import type { FaultRegistry } from '../faults/fault-registry.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { VMSA_REGION } from '../guest/layout.js';
 
 export interface ControlContext extends SevHostContext {
@@ -17,7 +17,7 @@ export interface ControlContext extends SevHostContext {
   requestShutdown(reason: 'host-qmp-quit'): void;
 }
 
-export function controlHandlers(): Record<string, Handler<ControlContext>> {
+export function controlHandlers(): Handlers<ControlContext> {
   return {
     ...commonHandlers<ControlContext>(),
     ...sevPlatformHandlers<ControlContext>(),
@@ -28,18 +28,19 @@ export function controlHandlers(): Record<string, Handler<ControlContext>> {
       await registry.add(args, { persist: true, paths: paths.access(session.access.origin) });
     },
     'guest-del': async (args, { registry }) => {
-      await registry.del(args['name'] as string);
+      await registry.del(args['name']);
     },
     'inject-fault': (args, { faults }) => ({ id: faults.add(args) }),
     'query-faults': (_a, { faults }) => faults.list(),
-    'clear-faults': (args, { faults }) => faults.clear(args['id'] as number | undefined),
+    'clear-faults': (args, { faults }) => faults.clear(args['id']),
     'query-guest-memory': (args, { registry }) => {
-      const vm = registry.get(args['name'] as string);
-      if (!vm) throw QmpError.generic(`Guest '${args['name'] as string}' not found`);
+      const vm = registry.get(args['name']);
+      if (!vm) throw QmpError.generic(`Guest '${args['name']}' not found`);
       const mem = vm.guest.memory;
       const end = Math.max(...mem.regions.map((r) => r.base + r.size));
-      const gpa = (args['gpa'] as number | undefined) ?? 0;
-      return mem.pageRuns(gpa, (args['size'] as number | undefined) ?? end - gpa, VMSA_REGION);
+      // uint64: past 2^53 the visitor gives a bigint, which is past any guest memory anyway.
+      const gpa = Number(args['gpa'] ?? 0);
+      return mem.pageRuns(gpa, Number(args['size'] ?? end - gpa), VMSA_REGION);
     },
     'query-asids': (_a, { registry, asids }) => {
       const inUse = registry.list().flatMap((vm) => (vm.sev?.asid != null ? [{ name: vm.name, asid: vm.sev.asid }] : []));

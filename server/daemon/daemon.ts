@@ -12,7 +12,7 @@ import { atLeast, parseVersion } from '../dispatch/version.js';
 import { Monitor } from '../qmp/monitor.js';
 import { fromPlain } from '../qmp/json/qobject.js';
 import { InputVisitor } from '../dispatch/input-visitor.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { UnixListener } from '../transport/unix-socket.js';
 import { WebSocketListener } from '../transport/websocket.js';
 import { ConfigError } from '../config/config.js';
@@ -24,8 +24,9 @@ import { GuestStore } from './guest-store.js';
 import type { HostContext } from './host.js';
 import { ConnectionBudget } from '../transport/connection-budget.js';
 import { resolveGid } from '../transport/group.js';
-import { metrics } from '../observability/metrics.js';
-import { countFirmwareCommands } from '../observability/instrument.js';
+import { Metrics } from '../observability/metrics.js';
+import { instrumentFirmware } from '../observability/instrument.js';
+import { DEVICE_COMMANDS, GUEST_COMMANDS, SEND_RECEIVE_BATCHES, SEND_RECEIVE_COMMANDS, SNP_GUEST_COMMANDS } from '../firmware/commands.js';
 import { Platform } from '../firmware/platform.js';
 import { SevDevice } from '../firmware/sev-device.js';
 import { GuestFirmware } from '../firmware/guest-firmware.js';
@@ -38,7 +39,9 @@ import { FaultRegistry } from '../faults/fault-registry.js';
 import { Kds } from '../kds/kds.js';
 import { generationFeatures } from '../firmware/generations.js';
 import { prepareHost, type HostSetup } from './host-setup.js';
-import { LaunchSocket } from '../launch/launch-socket.js';
+import { vmDispatchers } from './vm.js';
+import { monitorHooks } from './monitor-hooks.js';
+import { LaunchSocket } from './launch-socket.js';
 
 export const SEVD_VERSION = '0.1.0';
 
@@ -77,12 +80,14 @@ export class Daemon {
   readonly registry: GuestRegistry;
   readonly control: Monitor<ControlContext>;
   readonly controlPath: string;
+  /** This daemon's metrics: another daemon in the process keeps its own. */
+  readonly metrics = new Metrics();
   private controlListener?: UnixListener;
   private launch?: LaunchSocket;
   private ws?: WebSocketListener;
   wsUrl: string | null = null;
   private stopping?: Promise<void>;
-  /** The KDS-compatible endpoint of an SNP chip (interface §11). */
+  /** The KDS-compatible endpoint of an SNP chip (docs/interface.md §11). */
   private readonly kds: Kds | null;
   /** Resolves once the daemon has shut down (quit, signal). */
   readonly done: Promise<void>;
@@ -112,27 +117,22 @@ export class Daemon {
     });
     // sevd's choice: an idle host sits in INIT, as if KVM had started a guest before.
     platform.init();
-    const faults = new FaultRegistry((e) => this.control.emitEvent('SEVD_FAULT', { id: e.id, target: e.target, detail: e.detail }));
-    const boundary = { faults, guestOfHandle: (h: number) => this.registry.list().find((vm) => vm.sev?.handle === h)?.name ?? null };
-    const device = countFirmwareCommands(new SevDevice(platform),
-      ['status', 'pekGen', 'pdhGen', 'pekCsr', 'pekCertImport', 'pdhCertExport', 'getId', 'factoryReset', 'snpPlatformStatus', 'snpConfig', 'snpCommit'],
-      { rename: { status: 'PLATFORM_STATUS', pekCsr: 'PEK_CSR', pdhCertExport: 'PDH_CERT_EXPORT', getId: 'GET_ID', snpPlatformStatus: 'SNP_PLATFORM_STATUS', snpConfig: 'SNP_CONFIG', snpCommit: 'SNP_COMMIT' }, ...boundary });
+    const metrics = this.metrics;
+    const faults = new FaultRegistry((e) => this.control.emitEvent('SEVD_FAULT', { id: e.id, target: e.target, detail: e.detail }), metrics);
+    const boundary = { faults, metrics, guestOfHandle: (h: number) => this.registry.list().find((vm) => vm.sev?.handle === h)?.name ?? null };
+    const device = instrumentFirmware(new SevDevice(platform), DEVICE_COMMANDS, boundary);
     const memory = new MemoryController();
     memory.startHelper();
-    const firmware = countFirmwareCommands(new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid ?? defaultMinSevAsid(p.generation, p.maxGuests) }),
-      ['launchStart', 'launchUpdateData', 'launchUpdateVmsa', 'launchMeasure', 'launchSecret', 'launchFinish', 'activate', 'deactivate', 'decommission',
-        'dfFlush', 'guestStatus', 'attestation', 'dbgDecrypt', 'dbgEncrypt'], { rename: { launchSecret: 'LAUNCH_SECRET', dfFlush: 'DF_FLUSH' }, ...boundary });
-    const snpFirmware = countFirmwareCommands(new SnpGuestFirmware(platform, memory),
-      ['launchStart', 'launchUpdate', 'launchFinish', 'guestRequest', 'activate', 'decommission'],
-      { rename: { launchStart: 'SNP_LAUNCH_START', launchUpdate: 'SNP_LAUNCH_UPDATE', launchFinish: 'SNP_LAUNCH_FINISH', guestRequest: 'SNP_GUEST_REQUEST', activate: 'SNP_ACTIVATE', decommission: 'SNP_DECOMMISSION' }, ...boundary });
+    const firmware = instrumentFirmware(
+      new GuestFirmware(platform, memory, { maxAsid: p.maxGuests, minSevAsid: p.minSevAsid ?? defaultMinSevAsid(p.generation, p.maxGuests) }),
+      GUEST_COMMANDS, boundary);
+    const snpFirmware = instrumentFirmware(new SnpGuestFirmware(platform, memory), SNP_GUEST_COMMANDS, boundary);
     this.host = {
       sev: device,
       sevHost: {
         device, firmware, snpFirmware,
-        // The single-packet calls go through the batch methods, which count one command per packet.
-        sendReceive: countFirmwareCommands(new SendReceive(firmware),
-          ['sendStart', 'sendUpdateDataPages', 'sendFinish', 'sendCancel', 'receiveStart', 'receiveUpdateDataPages', 'receiveFinish'],
-          { rename: { sendUpdateDataPages: 'SEND_UPDATE_DATA', receiveUpdateDataPages: 'RECEIVE_UPDATE_DATA' }, perItem: { sendUpdateDataPages: 2, receiveUpdateDataPages: 2 }, ...boundary }),
+        // A page batch counts one command per packet.
+        sendReceive: instrumentFirmware(new SendReceive(firmware), SEND_RECEIVE_COMMANDS, { ...boundary, perItem: SEND_RECEIVE_BATCHES }),
         memory, asids: new AsidPool(firmware), cbitpos: p.cbitpos, reducedPhysBits: p.reducedPhysBits, generation: p.generation,
         init2: atLeast(version, '9.1.0'),
       },
@@ -146,9 +146,11 @@ export class Daemon {
         negotiationTimeoutMs: config.limits.negotiationTimeoutMs,
       },
       socketOwner: { mode: config.socketMode, ...socketGid(config.socketGroup) },
-      budget: new ConnectionBudget({ total: config.limits.maxConnections, perMonitor: config.limits.maxConnectionsPerMonitor }),
-      paths: new PathPolicy(setup.dirs, config.paths.confine),
+      budget: new ConnectionBudget({ total: config.limits.maxConnections, perMonitor: config.limits.maxConnectionsPerMonitor }, metrics),
+      paths: new PathPolicy(setup.dirs, config.paths.confine, metrics),
       faults,
+      metrics,
+      dispatchers: vmDispatchers(version),
       log,
     };
     this.registry = new GuestRegistry(this.host);
@@ -173,7 +175,7 @@ export class Daemon {
       limits: this.host.sessionLimits,
       log,
       owner: null,
-      faults: this.host.faults,
+      hooks: monitorHooks('control', null, faults, metrics),
     });
     this.done = new Promise((r) => (this.resolveDone = r));
     metrics.watchEventLoop();
@@ -207,7 +209,7 @@ export class Daemon {
         metricsToken: ws.metricsToken,
         route: (path) => this.route(path),
         budget: this.host.budget,
-        metrics: () => metrics.render(),
+        metrics: this.metrics,
         tls: this.setup.tls,
         webRoot: WEB_ROOT,
         routes: (app) => this.kds?.register(app),
@@ -299,6 +301,7 @@ export class Daemon {
       await this.ws?.close();
       await this.registry.delAll(reason === 'host-qmp-quit' ? 'host-signal' : reason);
       this.host.sevHost.memory.stopHelper();
+      this.metrics.close();
       await Promise.all(this.setup.locks.map((l) => l.release()));
       this.resolveDone();
     })();

@@ -1,20 +1,20 @@
 /**
- * GUEST_SPEC (interface.md §3) after the QAPI visitor: the checks that are not about
- * JSON types (name, memory size, files), turning the spec into a GuestConfig.
+ * GUEST_SPEC (docs/interface.md §3) after the QAPI visitor: the checks that are not about
+ * JSON types (name, memory size, files), turning the spec into a GuestConfig; the files
+ * it names are read by spec-files.ts, and handed on as buffers.
  */
-import { closeSync, fstatSync, readFileSync } from 'node:fs';
-import { QmpError } from '../qmp/errors.js';
 import { GUEST_NAME_PATTERN } from '../../schema/control.js';
 import { parseMemorySize } from '../guest/layout.js';
 import { builtinFirmware } from '../guest/builtin-firmware.js';
-import { strerror } from '../util/strerror.js';
+import { checkSpecFile, readFirmware, readSpecFile, SpecError } from './spec-files.js';
+import { glibBase64Decode, qbase64Decode } from '../util/base64.js';
 import type { GuestConfig } from '../guest/guest.js';
 import type { Args } from '../dispatch/dispatcher.js';
-import type { SevGuestSpec, SnpGuestSpec } from '../sev/sev-guest.js';
+import type { ConfidentialSpec, SnpSpec } from '../sev/guest-spec-kinds.js';
 import { UNCONFINED, type FileAccess } from '../confinement/paths.js';
 import { parseMigrationUri } from '../migration/uri.js';
 import { CPU_MODELS } from '../../abi/vmsa.js';
-import { Policy } from '../firmware/guest-firmware.js';
+import { Policy } from '../../abi/policy.js';
 
 /** vCPUs a guest may have (the VMSA frames hold 256). */
 const MAX_SMP = 256;
@@ -24,51 +24,17 @@ const KNOWN_CPUS = [...Object.keys(CPU_MODELS), 'host'];
 
 const NAME_RE = new RegExp(GUEST_NAME_PATTERN);
 const DEFAULT_MEMORY = 512 * 1024 * 1024;
-/** Flash images larger than this would overlap the PCI hole below 4 GiB. */
-const MAX_FIRMWARE = 64 * 1024 * 1024;
 
 
 export interface NormalizedSpec {
   config: GuestConfig;
-  sev: SevGuestSpec | null;
+  sev: ConfidentialSpec | null;
 }
 
-/** A spec error names the member it is about (used for config-file paths). */
-export class SpecError extends QmpError {
-  constructor(readonly member: string, desc: string) {
-    super('GenericError', desc);
-  }
-}
+// Where the spec's errors were always found (the daemon's config errors name the member).
+export { SpecError };
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-
-/**
- * Firmware images are shared by many guests: keep the last few, keyed by the identity of
- * the file actually opened (device, inode, size, mtime, ctime from its descriptor), so
- * that another file met under the same name is never taken for a cached one.
- */
-const firmwareCache = new Map<string, Buffer>();
-
-const firmwareSizeError = (path: string, n: number) =>
-  new SpecError('firmware', `Firmware image '${path}' must be a non-empty multiple of 4 KiB up to 64 MiB (it has ${n} bytes)`);
-
-function readFirmware(files: FileAccess, path: string): Buffer {
-  const fd = files.openForRead('images', path);
-  try {
-    const st = fstatSync(fd);
-    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-    let image = firmwareCache.get(key);
-    if (!image) {
-      if (st.size > MAX_FIRMWARE) throw firmwareSizeError(path, st.size); // not worth reading
-      image = readFileSync(fd);
-      if (firmwareCache.size >= 8) firmwareCache.delete(firmwareCache.keys().next().value!);
-      firmwareCache.set(key, image);
-    }
-    return image;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * Every file name in the spec is checked by `files` before any file is opened, and every
@@ -91,19 +57,8 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
     memoryBytes = m;
   }
   const firmwarePath = str(a['firmware']);
-  let firmware: Buffer;
-  if (firmwarePath === null) firmware = builtinFirmware();
-  else {
-    try {
-      firmware = readFirmware(files, firmwarePath);
-    } catch (e) {
-      if (e instanceof QmpError) throw e;
-      throw new SpecError('firmware', `Could not load firmware '${firmwarePath}': ${strerror(e)}`);
-    }
-    if (firmware.length === 0 || firmware.length % 4096 !== 0 || firmware.length > MAX_FIRMWARE) {
-      throw firmwareSizeError(firmwarePath, firmware.length);
-    }
-  }
+  const flash = firmwarePath === null ? null : readFirmware(files, firmwarePath);
+  const firmware = flash?.image ?? builtinFirmware();
   const smp = a['smp'] === undefined ? 1 : Number(a['smp']);
   if (!Number.isInteger(smp) || smp < 1 || smp > MAX_SMP) {
     throw new SpecError('smp', `Invalid SMP CPUs ${String(a['smp'])}. The max CPUs supported by machine 'q35' is ${MAX_SMP}`);
@@ -117,44 +72,60 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
   const sevArgs = a['sev-guest'] as Args | undefined;
   const snpArgs = a['sev-snp-guest'] as Args | undefined;
   if (sevArgs && snpArgs) throw new SpecError('sev-snp-guest', "'sev-guest' and 'sev-snp-guest' are mutually exclusive: a guest has one confidential-guest object");
+  // The kernel and initrd are opened as QEMU opens them at machine init, for every guest;
+  // their content is kept only where it is measured (kernel-hashes).
+  const kernel = str(a['kernel']);
+  const initrd = str(a['initrd']);
+  const measured = (sevArgs ?? snpArgs)?.['kernel-hashes'] === true && kernel !== null;
+  const kernelHashes = measured
+    ? { kernel: readSpecFile(files, 'kernel', kernel)!, initrd: readSpecFile(files, 'initrd', initrd), append: str(a['append']) }
+    : null;
+  if (!measured) {
+    checkSpecFile(files, 'kernel', kernel);
+    checkSpecFile(files, 'initrd', initrd);
+  }
+  // QEMU reads the session inputs at LAUNCH_START, which an incoming guest never runs.
+  const launchInput = (member: 'sev-guest.dh-cert-file' | 'sev-guest.session-file', path: string | null) =>
+    incoming === null && path !== null ? glibBase64Decode(readSpecFile(files, member, path)!.toString('latin1')) : null;
   const common = (o: Args) => ({
-    handle: 0, dhCertFile: null, sessionFile: null,
     cbitpos: (o['cbitpos'] as number | undefined) ?? null,
     reducedPhysBits: (o['reduced-phys-bits'] as number | undefined) ?? null,
-    kernelHashes: o['kernel-hashes'] === true,
-    legacyVmType: false, smp, cpu, snp: null,
+    kernelHashes, smp, cpu,
   });
-  let sev: SevGuestSpec | null = null;
+  let sev: ConfidentialSpec | null = null;
   if (sevArgs) {
+    const policy = (sevArgs['policy'] as number | undefined) ?? 1;
     sev = {
       ...common(sevArgs),
-      policy: (sevArgs['policy'] as number | undefined) ?? 1,
+      kind: policy & Policy.ES ? 'sev-es' : 'sev',
+      policy,
       handle: (sevArgs['handle'] as number | undefined) ?? 0,
-      dhCertFile: str(sevArgs['dh-cert-file']),
-      sessionFile: str(sevArgs['session-file']),
-      // A bool in QEMU 9.1, OnOffAuto from 9.2; auto uses KVM_SEV_INIT2 (sev-es-snp.md §2).
+      godh: launchInput('sev-guest.dh-cert-file', str(sevArgs['dh-cert-file'])),
+      session: launchInput('sev-guest.session-file', str(sevArgs['session-file'])),
+      // A bool in QEMU 9.1, OnOffAuto from 9.2; auto uses KVM_SEV_INIT2 (Linux Documentation/virt/kvm/x86/amd-memory-encryption.rst, KVM_SEV_INIT2).
       legacyVmType: sevArgs['legacy-vm-type'] === true || sevArgs['legacy-vm-type'] === 'on',
     };
   } else if (snpArgs) {
-    sev = { ...common(snpArgs), policy: 0, snp: snpSpec(snpArgs) };
+    sev = { ...common(snpArgs), ...snpSpec(snpArgs, files) };
   }
-  const es = sev !== null && (sev.snp !== null || (sev.policy & Policy.ES) !== 0);
+  const es = sev !== null && sev.kind !== 'sev';
   const spec: NormalizedSpec = {
     config: {
       name,
       memoryBytes,
       firmware,
       firmwarePath,
-      files,
-      kernel: str(a['kernel']),
-      initrd: str(a['initrd']),
+      kernel,
+      initrd,
       append: str(a['append']),
       paused: a['paused'] === true,
       incoming,
+      origin: files.origin,
       smp,
       vmsaPages: es ? smp : 0,
       cpu,
       firmwareNodes: (a['firmware-nodes'] as { format: string; storage: string } | undefined) ?? null,
+      firmwareAllocated: flash?.allocated ?? 0,
     },
     sev,
   };
@@ -165,21 +136,22 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
 function b64Prop(o: Args, member: string, rule: (n: number) => string | null): Buffer | null {
   const v = str(o[member]);
   if (v === null) return null;
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) throw new SpecError(`sev-snp-guest.${member}`, 'Base64 data is not valid');
-  const b = Buffer.from(v, 'base64');
+  const b = qbase64Decode(v);
+  if (b === null) throw new SpecError(`sev-snp-guest.${member}`, 'Base64 data is not valid');
   const problem = rule(b.length);
   if (problem) throw new SpecError(`sev-snp-guest.${member}`, problem);
   return b;
 }
 
-/** The sev-snp-guest object (interface §9; QEMU's defaults: policy 0x30000, everything else off). */
-function snpSpec(o: Args): SnpGuestSpec {
+/** The sev-snp-guest object (docs/interface.md §9; QEMU's defaults: policy 0x30000, everything else off). */
+function snpSpec(o: Args, files: FileAccess): Omit<SnpSpec, 'cbitpos' | 'reducedPhysBits' | 'kernelHashes' | 'smp' | 'cpu'> {
   const gosvw = b64Prop(o, 'guest-visible-workarounds', (n) => (n !== 16 ? `parameter length of ${n} exceeds max of 16` : null));
   const idBlock = b64Prop(o, 'id-block', (n) => (n !== 96 ? `parameter length of ${n} not equal to 96` : null));
   const idAuth = b64Prop(o, 'id-auth', (n) => (n > 4096 ? `parameter length:ID_AUTH ${n} exceeds max of 4096` : null));
   const hostData = b64Prop(o, 'host-data', (n) => (n !== 32 ? `parameter length of ${n} not equal to 32` : null));
   const policy = o['policy'];
   return {
+    kind: 'sev-snp',
     policy: policy === undefined ? 0x30000n : BigInt(policy as number | bigint),
     gosvw: gosvw ?? Buffer.alloc(16),
     idBlock,
@@ -187,7 +159,7 @@ function snpSpec(o: Args): SnpGuestSpec {
     authorKeyEnabled: o['author-key-enabled'] === true,
     hostData: hostData ?? Buffer.alloc(32),
     vcekDisabled: o['vcek-disabled'] === true,
-    certsFile: str(o['certs-filename']),
+    certTable: readSpecFile(files, 'sev-snp-guest.certs-filename', str(o['certs-filename'])),
     secureTsc: o['secure-tsc'] === true,
   };
 }

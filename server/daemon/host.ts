@@ -7,6 +7,8 @@ import type { SevHost } from '../sev/sev-host.js';
 import type { ConnectionBudget } from '../transport/connection-budget.js';
 import type { PathPolicy } from '../confinement/paths.js';
 import type { FaultRegistry } from '../faults/fault-registry.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { VmDispatchers } from './vm.js';
 
 export interface HostContext {
   config: SevdConfig;
@@ -22,7 +24,11 @@ export interface HostContext {
   socketOwner: { mode: number; gid?: number };
   /** Which files monitor clients may name. */
   paths: PathPolicy;
-  /** Injected faults (interface §13). */
+  /** Injected faults (docs/interface.md §13). */
   faults: FaultRegistry;
+  /** This daemon's metrics (its /metrics). */
+  metrics: Metrics;
+  /** The guest and agent command tables for this daemon's QEMU version. */
+  dispatchers: VmDispatchers;
   log: { debug(obj: object, msg: string): void; warn?(obj: object, msg: string): void; isLevelEnabled?(level: string): boolean };
 }

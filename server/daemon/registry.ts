@@ -3,19 +3,18 @@
  * Definitions added over QMP are persisted before the guest appears and forgotten before
  * it goes: when the write fails, the command fails and nothing changes.
  */
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { normalizeGuestSpec } from './guest-spec.js';
 import type { FileAccess } from '../confinement/paths.js';
 import { Vm } from './vm.js';
 import type { HostContext } from './host.js';
 import type { Args } from '../dispatch/dispatcher.js';
 import type { GuestStore } from './guest-store.js';
-import { inGuestScope } from '../faults/scope.js';
 
 export interface AddOptions {
   /** Remember the definition across restarts (guest-add). */
   persist?: boolean;
-  /** How the spec's files are named and opened (confinement, interface §14). */
+  /** How the spec's files are named and opened (confinement, docs/interface.md §14). */
   paths?: FileAccess;
 }
 
@@ -43,7 +42,7 @@ export class GuestRegistry {
 
   async add(args: Args, opts: AddOptions = {}): Promise<Vm> {
     // The firmware works for this guest from here on (fault matching; delays reach the reply).
-    return inGuestScope(String(args['name']), () => this.create(args, opts));
+    return this.host.faults.scopes.inGuest(String(args['name']), () => this.create(args, opts));
   }
 
   private async create(args: Args, opts: AddOptions): Promise<Vm> {
@@ -88,7 +87,7 @@ export class GuestRegistry {
 
   /** `forget`: also drop a remembered definition (guest-del); a daemon shutdown keeps them. */
   del(name: string, reason: 'host-qmp-quit' | 'host-signal' = 'host-signal', forget = true): Promise<void> {
-    return inGuestScope(name, () => this.destroy(name, reason, forget));
+    return this.host.faults.scopes.inGuest(name, () => this.destroy(name, reason, forget));
   }
 
   private async destroy(name: string, reason: 'host-qmp-quit' | 'host-signal', forget: boolean): Promise<void> {

@@ -1,18 +1,17 @@
 /**
  * QMP for the platform: query-sev-capabilities (QEMU's steps and texts, on every monitor)
- * and the control commands of interface.md §5, with firmware failures as
+ * and the control commands of docs/interface.md §5, with firmware failures as
  * `SEV: <CMD> failed: fw_err=<n> (<text>)`.
  */
-import type { Handler } from '../dispatch/dispatcher.js';
+import type { Handler, Handlers } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
-import { glibBase64Decode } from '../dispatch/glib-base64.js';
-import { QmpError } from '../qmp/errors.js';
-import { FirmwareError, fwErrorText } from '../firmware/status.js';
+import { glibBase64Decode } from '../util/base64.js';
+import { QmpError } from '../errors/qmp-error.js';
 import type { SevDevice } from '../firmware/sev-device.js';
-import { fwCall } from '../sev/fw-call.js';
+import { fwCall, SevFailure } from '../sev/qemu-errors.js';
 import { SnpTcbError } from '../firmware/snp-platform.js';
-import { decodeTcb, type Tcb } from '../../abi/snp/tcb.js';
+import { decodeTcb } from '../../abi/snp/tcb.js';
 
 export interface SevHostContext extends SessionContext {
   sev: SevDevice;
@@ -20,27 +19,12 @@ export interface SevHostContext extends SessionContext {
   cbitpos: number;
 }
 
-export function sevCapabilitiesHandler<C extends SevHostContext>(): Handler<C> {
+export function sevCapabilitiesHandler<C extends SevHostContext>(): Handler<C, 'query-sev-capabilities'> {
   return (_a, { sev, cbitpos, session }) => {
     const v = session.monitor.version;
     const modern = atLeast(v, '6.2.0');
-    let pdh: Buffer;
-    let certs: Buffer;
-    try {
-      ({ pdh, certs } = sev.pdhCertExport());
-    } catch (e) {
-      if (!(e instanceof FirmwareError)) throw e;
-      throw QmpError.generic(`${modern ? 'SEV: Failed' : 'failed'} to export PDH cert ret=-1 fw_err=${e.status} (${fwErrorText(e.status)})`);
-    }
-    let cpu0Id: string | undefined;
-    if (atLeast(v, '7.1.0')) {
-      try {
-        cpu0Id = sev.getId().toString('base64');
-      } catch (e) {
-        if (!(e instanceof FirmwareError)) throw e;
-        throw QmpError.generic(`SEV: Failed to get ID ret=-1 fw_err=${e.status} (${fwErrorText(e.status)})`);
-      }
-    }
+    const { pdh, certs } = fwCall(() => sev.pdhCertExport(), SevFailure.exportPdh(modern));
+    const cpu0Id = atLeast(v, '7.1.0') ? fwCall(() => sev.getId(), SevFailure.getId).toString('base64') : undefined;
     return {
       pdh: pdh.toString('base64'),
       'cert-chain': certs.toString('base64'),
@@ -52,7 +36,7 @@ export function sevCapabilitiesHandler<C extends SevHostContext>(): Handler<C> {
   };
 }
 
-export function sevPlatformHandlers<C extends SevHostContext>(): Record<string, Handler<C>> {
+export function sevPlatformHandlers<C extends SevHostContext>(): Handlers<C> {
   return {
     'query-sev-capabilities': sevCapabilitiesHandler<C>(),
     'sev-platform-status': (_a, { sev }) => {
@@ -84,20 +68,20 @@ export function sevPlatformHandlers<C extends SevHostContext>(): Record<string, 
     },
     'sev-snp-set-config': (args, { sev }) =>
       fwCall(() => sev.snpConfig({
-        ...(args['reported-tcb'] ? { reportedTcb: args['reported-tcb'] as unknown as Tcb } : {}),
-        ...(args['mask-chip-id'] !== undefined ? { maskChipId: args['mask-chip-id'] as boolean } : {}),
-        ...(args['mask-chip-key'] !== undefined ? { maskChipKey: args['mask-chip-key'] as boolean } : {}),
+        ...(args['reported-tcb'] ? { reportedTcb: args['reported-tcb'] } : {}),
+        ...(args['mask-chip-id'] !== undefined ? { maskChipId: args['mask-chip-id'] } : {}),
+        ...(args['mask-chip-key'] !== undefined ? { maskChipKey: args['mask-chip-key'] } : {}),
       })),
     'sev-snp-commit': (_a, { sev }) => fwCall(() => sev.snpCommit()),
     'sev-snp-set-tcb': (args, { sev }) => {
       try {
-        fwCall(() => sev.snpSetTcb(args as unknown as Tcb));
+        fwCall(() => sev.snpSetTcb(args));
       } catch (e) {
         if (e instanceof SnpTcbError) throw QmpError.generic(e.message);
         throw e;
       }
     },
     'sev-pek-cert-import': (args, { sev }) =>
-      fwCall(() => sev.pekCertImport(glibBase64Decode(args['pek-cert'] as string), glibBase64Decode(args['oca-cert'] as string))),
+      fwCall(() => sev.pekCertImport(glibBase64Decode(args['pek-cert']), glibBase64Decode(args['oca-cert']))),
   };
 }

@@ -9,32 +9,53 @@ import { guestHandlers, type GuestContext, type GuestVmm } from '../guest/comman
 import { agentHandlers, type AgentContext, type GuestMemoryView } from '../guest/agent-commands.js';
 import { parseSecretTable } from '../../abi/efi-secret-table.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
+import type { Version } from '../dispatch/version.js';
+import { commonHandlers } from '../dispatch/common-commands.js';
 import { compiledSchema } from '../dispatch/compiled-schema.js';
 import { atLeast } from '../dispatch/version.js';
 import { Monitor } from '../qmp/monitor.js';
 import { UnixListener } from '../transport/unix-socket.js';
 import { schema } from '../../schema/index.js';
-import { SevGuest } from '../sev/sev-guest.js';
-import { SnpGuest } from '../sev/snp-guest.js';
+import { createConfidentialGuest, type ConfidentialGuest } from '../sev/guest-kinds.js';
 import { SnpGuestDriver } from '../guest/snp-guest-driver.js';
-import { kvmFailure } from '../sev/sev-guest.js';
-import { QmpError } from '../qmp/errors.js';
+import { kvmCall, launchWording, SevFailure } from '../sev/qemu-errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { sevGuestHandlers, type SevGuestContext } from '../sev/sev-commands.js';
 import { VmMigration } from '../migration/vm-migration.js';
 import { migrationHandlers, type MigrationContext } from '../migration/commands.js';
 import type { NormalizedSpec } from './guest-spec.js';
 import type { HostContext } from './host.js';
 import { sevCapabilitiesHandler, type SevHostContext } from './sev-platform-commands.js';
+import { monitorHooks } from './monitor-hooks.js';
 import { MachineView } from '../guest/machine-view.js';
 import { machineHandlers, type MachineContext } from '../guest/machine-commands.js';
 
 type VmGuestContext = GuestContext & SevHostContext & SevGuestContext & MigrationContext & MachineContext;
-let guestDispatcher: Dispatcher<VmGuestContext> | undefined;
-let agentDispatcher: Dispatcher<AgentContext> | undefined;
+
+/** The command tables of every guest's monitor and agent, for one QEMU version. */
+export interface VmDispatchers {
+  guest: Dispatcher<VmGuestContext>;
+  agent: Dispatcher<AgentContext>;
+}
+
+/** Built once per daemon (its QEMU version), shared by its guests. */
+export function vmDispatchers(version: Version): VmDispatchers {
+  return {
+    guest: new Dispatcher<VmGuestContext>(compiledSchema(schema, 'guest', version), {
+      ...commonHandlers<VmGuestContext>(),
+      ...guestHandlers(),
+      ...sevGuestHandlers<VmGuestContext>(),
+      ...migrationHandlers<VmGuestContext>(),
+      ...machineHandlers<VmGuestContext>(),
+      'query-sev-capabilities': sevCapabilitiesHandler<VmGuestContext>(),
+    }),
+    agent: new Dispatcher(compiledSchema(schema, 'agent', version), agentHandlers()),
+  };
+}
 
 export class Vm {
   readonly guest: Guest;
-  readonly sev: SevGuest | null;
+  readonly sev: ConfidentialGuest | null;
   readonly qmpPath: string;
   readonly qgaPath: string;
   private listeners: UnixListener[] = [];
@@ -46,28 +67,20 @@ export class Vm {
     const sevHost = host.sevHost;
     this.guest = new Guest(spec.config, { onExit: () => onExit(this) }, spec.sev ? sevHost.memory : null);
     // QEMU's startup checks run before anything is created.
-    this.sev = spec.sev ? (spec.sev.snp ? new SnpGuest(this.guest, spec.sev, sevHost) : new SevGuest(this.guest, spec.sev, sevHost)) : null;
+    this.sev = spec.sev ? createConfidentialGuest(this.guest, spec.sev, sevHost) : null;
     this.qmpPath = join(host.config.runDir, 'guests', `${spec.config.name}.qmp`);
     this.qgaPath = join(host.config.runDir, 'guests', `${spec.config.name}.qga`);
     const version = host.version;
-    guestDispatcher ??= new Dispatcher<VmGuestContext>(compiledSchema(schema, 'guest', version), {
-      ...guestHandlers(),
-      ...sevGuestHandlers<VmGuestContext>(),
-      ...migrationHandlers<VmGuestContext>(),
-      ...machineHandlers<VmGuestContext>(),
-      'query-sev-capabilities': sevCapabilitiesHandler<VmGuestContext>(),
-    });
-    agentDispatcher ??= new Dispatcher(compiledSchema(schema, 'agent', version), agentHandlers());
     const guest = this.guest;
     const sev = this.sev;
     this.migration = new VmMigration(guest, sev, () => {
       const { pdh, certs } = host.sev.pdhCertExport();
       const root = host.sev.platform.emulatedRoot;
       return { pdh, platCerts: certs, amdCerts: Buffer.concat([root.ask, root.ark]) };
-    }, atLeast(version, '9.0.0'), host.paths, host.faults);
+    }, atLeast(version, '9.0.0'), host.paths, host.faults, host.metrics);
     const vmm: GuestVmm = {
       beforeFirstRun: () => sev?.beforeFirstRun(),
-      // A context that was sent away never runs again here (qmp-protocol.md §17.6).
+      // A context that was sent away never runs again here (AMD's SEV live-migration series: the source's context is gone after SEND_FINISH).
       afterRun: () => {
         if (sev?.sentAway) setImmediate(() => guest.internalError());
       },
@@ -90,7 +103,7 @@ export class Vm {
     const limits = host.sessionLimits;
     guest.monitor = new Monitor({
       kind: 'guest',
-      dispatcher: guestDispatcher,
+      dispatcher: host.dispatchers.guest,
       context: {
         guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos, sevGuest: sev, migration: this.migration, paths: host.paths,
         machine: new MachineView(guest, `unix:${this.qmpPath},server=on`, host.config.platform.generation, () => this.vcpuThread),
@@ -100,18 +113,19 @@ export class Vm {
       limits,
       log: host.log,
       owner: spec.config.name,
-      faults: host.faults,
+      hooks: monitorHooks('guest', spec.config.name, host.faults, host.metrics),
     });
     guest.agent = new Monitor({
-      kind: 'agent', dispatcher: agentDispatcher, context: { guest, view, sevStatus: () => sev?.guestStatus() ?? { sev: false, es: false, snp: false, features: 0 }, snp: this.snpDriver() },
-      version, packageName: host.packageName, limits, log: host.log, owner: spec.config.name, faults: host.faults,
+      kind: 'agent', dispatcher: host.dispatchers.agent, context: { guest, view, sevStatus: () => sev?.guestStatus() ?? { sev: false, es: false, snp: false, features: 0 }, snp: this.snpDriver() },
+      version, packageName: host.packageName, limits, log: host.log, owner: spec.config.name,
+      hooks: monitorHooks('agent', spec.config.name, host.faults, host.metrics),
     });
   }
 
   /** An SNP guest's sev-guest driver: its secrets page as it reads it, messages through KVM to the firmware. */
   private snpDriver(): { driver: SnpGuestDriver; certTable: Buffer | null } | null {
-    const snp = this.sev instanceof SnpGuest ? this.sev : null;
-    if (!snp) return null;
+    const snp = this.sev;
+    if (snp?.kind !== 'sev-snp') return null;
     const mem = this.guest.memory;
     const driver = new SnpGuestDriver({
       secretsPage: () => {
@@ -119,11 +133,7 @@ export class Vm {
         return mem.guestRead(snp.secretsGpa, 4096);
       },
       exchange: (request) => {
-        try {
-          return snp.guestRequest(request);
-        } catch (e) {
-          return kvmFailure(e, (k) => `SEV-SNP: SNP_GUEST_REQUEST failed: ret=${k.ret}`);
-        }
+        return kvmCall(() => snp.guestRequest(request), launchWording(SevFailure.guestRequest));
       },
     });
     return { driver, certTable: snp.certTable };
@@ -158,8 +168,9 @@ export class Vm {
     const incoming = this.spec.config.incoming;
     if (incoming && incoming !== 'defer') {
       try {
-        // Already checked with the rest of the spec by whoever added the guest.
-        await this.migration.startIncoming(incoming, false, 'config');
+        // Checked with the rest of the spec; bound or opened here as its client's again, so
+        // that a directory swapped since the check leads nowhere outside.
+        await this.migration.startIncoming(incoming, false, this.spec.config.origin);
       } catch (e) {
         await this.close();
         throw e;

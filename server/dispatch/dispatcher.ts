@@ -10,8 +10,9 @@ import { shapeOutput } from './output-shaper.js';
 import { introspect } from './introspect.js';
 import { atLeast } from './version.js';
 import type { CompiledSchema, RCommand } from './compiled-schema.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { PersistError } from '../util/state-file.js';
+import type { CommandArgs, CommandName } from './schema-types.js';
 
 /** A state write that failed (disk full, I/O error, read-only): the command failed, nothing changed. */
 function persistFailure(e: unknown): never {
@@ -20,17 +21,22 @@ function persistFailure(e: unknown): never {
 
 export type Args = { [k: string]: Native };
 export type HandlerResult = OutValue | undefined | void;
-export type Handler<C> = (args: Args, ctx: C) => HandlerResult | Promise<HandlerResult>;
+/** A command's handler, its arguments typed from the schema (schema-types.ts). */
+export type Handler<C, N extends CommandName = CommandName> = (args: CommandArgs<N>, ctx: C) => HandlerResult | Promise<HandlerResult>;
+/** A monitor's handlers, by command name. */
+export type Handlers<C> = { [N in CommandName]?: Handler<C, N> };
+/** What the table calls: the visitor has checked the arguments against the command's type. */
+type CheckedHandler<C> = (args: Args, ctx: C) => HandlerResult | Promise<HandlerResult>;
 
 export class Dispatcher<C> {
-  private readonly table = new Map<string, { cmd: RCommand; handler: Handler<C> }>();
+  private readonly table = new Map<string, { cmd: RCommand; handler: CheckedHandler<C> }>();
   private schemaCache: OutValue[] | undefined;
   private readonly visitorOpts;
 
   /** Handlers of commands that this version's schema lacks are ignored. */
-  constructor(readonly schema: CompiledSchema, handlers: Readonly<Record<string, Handler<C>>>) {
+  constructor(readonly schema: CompiledSchema, handlers: Handlers<C>) {
     for (const [name, cmd] of schema.commands) {
-      const handler = handlers[name];
+      const handler = handlers[name as CommandName] as CheckedHandler<C> | undefined;
       if (!handler) throw new Error(`sevd bug: no handler for ${schema.monitor} command ${name}`);
       this.table.set(name, { cmd, handler });
     }

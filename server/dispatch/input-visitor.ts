@@ -6,7 +6,7 @@
  */
 import type { QDict, QObject } from '../qmp/json/qobject.js';
 import { isQDict } from '../qmp/json/qobject.js';
-import { Errors } from '../qmp/errors.js';
+import { ArgumentErrors as Errors } from '../errors/argument-errors.js';
 import type { RMember, RType } from './compiled-schema.js';
 
 /** Converted argument values: integers become numbers when exact, else bigint. */

@@ -1,13 +1,14 @@
 /**
- * Injected faults (interface §13): what a management tool's tester asked to go wrong, and
+ * Injected faults (docs/interface.md §13): what a management tool's tester asked to go wrong, and
  * the matching that the firmware boundary, the outgoing migration and the monitors ask
  * for. A fault that fires emits SEVD_FAULT on the control monitor and counts in /metrics.
  */
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { FwStatus, SEV_COMMANDS, type SevCommand } from '../firmware/status.js';
-import { metrics } from '../observability/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Args } from '../dispatch/dispatcher.js';
 import type { OutValue } from '../qmp/json/writer.js';
+import { FaultScopes } from './scope.js';
 
 export type FaultTarget = 'firmware' | 'migration' | 'monitor';
 
@@ -64,9 +65,11 @@ function statusCode(v: unknown): number {
 
 export class FaultRegistry {
   private readonly entries = new Map<number, Entry>();
+  /** Which guest the current work is for, and the delay it collected. */
+  readonly scopes = new FaultScopes();
   private nextId = 1;
 
-  constructor(private readonly emit: (e: FaultEvent) => void) {}
+  constructor(private readonly emit: (e: FaultEvent) => void, private readonly metrics?: Metrics) {}
 
   /** Checks and arms a FAULT (already shaped by the schema); returns its id. */
   add(a: Args): number {
@@ -91,14 +94,15 @@ export class FaultRegistry {
     }));
   }
 
-  clear(id?: number): void {
+  /** `id` as the visitor gives an `int`: past 2^53 a bigint, which names no fault. */
+  clear(id?: number | bigint): void {
     if (id === undefined) this.entries.clear();
-    else if (!this.entries.delete(id)) throw QmpError.generic(`Fault ${id} not found`);
+    else if (typeof id === 'bigint' || !this.entries.delete(id)) throw QmpError.generic(`Fault ${id} not found`);
   }
 
   private fire(e: Entry, detail: string): void {
     e.fired++;
-    metrics.faults.inc({ target: e.fault.target });
+    this.metrics?.faults.inc({ target: e.fault.target });
     this.emit({ id: e.id, target: e.fault.target, detail });
   }
 

@@ -12,23 +12,53 @@ export interface FaultScope {
   delay: { ms: number };
 }
 
-const storage = new AsyncLocalStorage<FaultScope>();
+/** One daemon's scopes (its fault registry holds them): another daemon in the process has its own. */
+export class FaultScopes {
+  private readonly storage = new AsyncLocalStorage<FaultScope>();
 
-export function currentScope(): FaultScope | undefined {
-  return storage.getStore();
-}
+  current(): FaultScope | undefined {
+    return this.storage.getStore();
+  }
 
-/** Runs `fn` for `guest`, adding any delay to the enclosing command's. */
-export function inGuestScope<T>(guest: string | null, fn: () => T): T {
-  const outer = storage.getStore();
-  return storage.run({ guest, delay: outer?.delay ?? { ms: 0 } }, fn);
-}
+  /** Runs `fn` for `guest`, adding any delay to the enclosing command's. */
+  inGuest<T>(guest: string | null, fn: () => T): T {
+    const outer = this.storage.getStore();
+    return this.storage.run({ guest, delay: outer?.delay ?? { ms: 0 } }, fn);
+  }
 
-/** Waits out the delay collected so far in this scope (and resets it). */
-export async function settleDelay(): Promise<void> {
-  const s = storage.getStore();
-  if (!s || s.delay.ms <= 0) return;
-  const ms = s.delay.ms;
-  s.delay.ms = 0;
-  await new Promise((r) => setTimeout(r, ms));
+  /**
+   * Runs one command of `guest`'s monitor in its scope: firmware faults match the guest, and
+   * their delays hold the outcome (a synchronous answer stays synchronous when none fired).
+   */
+  inCommand<T>(guest: string | null, run: () => T | Promise<T>): T | Promise<T> {
+    return this.inGuest(guest, () => {
+      let r: T | Promise<T>;
+      try {
+        r = run();
+      } catch (e) {
+        if (this.current()!.delay.ms === 0) throw e;
+        r = Promise.reject(e);
+      }
+      if (!(r instanceof Promise) && this.current()!.delay.ms === 0) return r;
+      return Promise.resolve(r).then(
+        async (v) => {
+          await this.settle();
+          return v;
+        },
+        async (e) => {
+          await this.settle();
+          throw e;
+        },
+      );
+    });
+  }
+
+  /** Waits out the delay collected so far in this scope (and resets it). */
+  async settle(): Promise<void> {
+    const s = this.storage.getStore();
+    if (!s || s.delay.ms <= 0) return;
+    const ms = s.delay.ms;
+    s.delay.ms = 0;
+    await new Promise((r) => setTimeout(r, ms));
+  }
 }

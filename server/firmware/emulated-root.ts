@@ -1,5 +1,5 @@
 /**
- * sevd's emulated AMD root (sev-firmware.md §1.10): one ARK/ASK pair per CPU generation,
+ * sevd's emulated AMD root (sevd's own choice, config/amd-roots/README.md): one ARK/ASK pair per CPU generation,
  * RSA-4096 with RSA-PSS SHA-384, key ids starting with "sevd" so nobody mistakes them for
  * AMD's. Generated once and committed under config/amd-roots/ as test-only data; the ASK
  * private key signs every emulated chip's CEK of that generation (and, on the SNP

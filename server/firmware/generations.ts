@@ -1,4 +1,4 @@
-/** What each emulated EPYC generation's Secure Processor supports (sev-es-snp.md §1). */
+/** What each emulated EPYC generation's Secure Processor supports (CPUID Fn8000_001F, AMD APM vol. 3). */
 import type { Generation } from './emulated-root.js';
 
 export interface GenerationFeatures {

@@ -1,5 +1,5 @@
 /**
- * The firmware's guest contexts (sev-firmware.md §5): handles, guest states, the command
+ * The firmware's guest contexts (SEV API 55766, guest management: GSTATE and handles): handles, guest states, the command
  * table per state, ASID bindings and the check order every guest command follows.
  */
 import { createHash, type Hash } from 'node:crypto';

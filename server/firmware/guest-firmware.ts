@@ -1,5 +1,5 @@
 /**
- * The guest side of the emulated SEV firmware (sev-firmware.md §5–9): launch with the real
+ * The guest side of the emulated SEV firmware (SEV API 55766, guest management: LAUNCH_*, ATTESTATION, DBG_*): launch with the real
  * session cryptography, measurement, launch secret, attestation, debug, and the context
  * lifecycle (ACTIVATE / DEACTIVATE / DECOMMISSION / GUEST_STATUS). Guest memory is touched
  * only through the memory controller, with the key of the context's ASID.
@@ -19,7 +19,10 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import type { OutBuf } from './platform.js';
 import { VMSA_SIZE } from '../../abi/vmsa.js';
 
-export const Policy = { NODBG: 0x1, NOKS: 0x2, ES: 0x4, NOSEND: 0x8, DOMAIN: 0x10, SEV: 0x20 } as const;
+import { Policy } from '../../abi/policy.js';
+
+/** The policy bits, for the firmware's own callers (the VMM and KVM read them from abi/). */
+export { Policy };
 const POLICY_RESERVED = 0xffc0;
 
 export interface AsidConfig {

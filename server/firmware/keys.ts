@@ -26,7 +26,7 @@ export function p384KeyFromScalar(d: bigint): KeyObject {
   });
 }
 
-/** sev-firmware.md §1.10: chip id and CEK from the seed, so a test can build the same chip twice. */
+/** sevd's own choice (config/amd-roots/README.md): chip id and CEK from the seed, so a test can build the same chip twice. */
 export function deriveFromSeed(seedHex: string): { chipId: Buffer; cek: KeyObject } {
   const seed = Buffer.from(seedHex, 'hex');
   const chipId = createHmac('sha512', seed).update('sevd-chip-id').digest();

@@ -1,4 +1,4 @@
-/** The chip issuing its own SEV certificates (sev-firmware.md §1.7): CEK, PEK, PDH, PEK_CERT_IMPORT's CEK signature. */
+/** The chip issuing its own SEV certificates (SEV API 55766, certificate chain of trust): CEK, PEK, PDH, PEK_CERT_IMPORT's CEK signature. */
 import type { KeyObject } from 'node:crypto';
 import { Algo, decodeSevCert, encodeSevCert, encodeSevCertBody, rsaPssSign, Usage } from '../../abi/certs/sev-cert.js';
 import { signSlot, unsignedCert, type ApiVersion } from '../../abi/certs/issue.js';

@@ -1,5 +1,5 @@
 /**
- * The emulated AMD Secure Processor, platform side (sev-firmware.md §3): platform states,
+ * The emulated AMD Secure Processor, platform side (SEV API 55766, platform management (INIT, PLATFORM_STATUS, PEK_GEN …)): platform states,
  * the allowed-command table, the platform keys (CEK, OCA, PEK, PDH) and certificates, the
  * platform commands with their status codes and the INVALID_LEN length-query convention.
  */
@@ -29,7 +29,7 @@ export interface PlatformOptions {
   stateDir: string;
   /** Where the emulated AMD roots live (tests may point elsewhere). */
   rootsDir?: string;
-  /** SNP generations: the TCB and masks of a first start (interface §9 `platform.snp`). */
+  /** SNP generations: the TCB and masks of a first start (docs/interface.md §9 `platform.snp`). */
   snp?: SnpInitial;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Migration commands of the firmware (sev-firmware.md §11): SEND_START (target chain and
+ * Migration commands of the firmware (SEV API 55766, SEND_* and RECEIVE_*): SEND_START (target chain and
  * policy checks, fresh TEK′/TIK′ wrapped for the target's PDH), SEND_UPDATE_DATA,
  * SEND_FINISH, SEND_CANCEL on the source; RECEIVE_START, RECEIVE_UPDATE_DATA,
  * RECEIVE_FINISH on the target. Packet MAC: sevd's choice (context byte 0x02).
@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { FirmwareError, FwStatus, type SevCommand } from './status.js';
 import { GState, transportKeys, type GuestFwContext } from './guest-contexts.js';
-import { Policy, type GuestFirmware } from './guest-firmware.js';
+import type { GuestFirmware } from './guest-firmware.js';
+import { Policy } from '../../abi/policy.js';
 import {
   buildSession, decodePacketHeader, ecdhSecret, MAC_MIGRATION, macMatches, packetMac,
   PACKET_HEADER_SIZE, SESSION_SIZE, sessionKeys, unwrapSession, writePacketHeader,

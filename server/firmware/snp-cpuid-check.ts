@@ -1,5 +1,5 @@
 /**
- * The firmware's check of a CPUID page at SNP_LAUNCH_UPDATE (sev-es-snp.md §5): what an
+ * The firmware's check of a CPUID page at SNP_LAUNCH_UPDATE (SNP ABI 56860, SNP_LAUNCH_UPDATE of a CPUID page): what an
  * entry reports must be what this chip could really give the guest. sevd's rule of what the
  * chip allows is its generation: CPUID(1) family/model/stepping not above the chip's, AVX-512
  * only from genoa on, and in 0x8000001F only the SEV features the generation has. Entries

@@ -1,5 +1,5 @@
 /**
- * The SNP guest commands of the emulated Secure Processor (sev-es-snp.md §5–7):
+ * The SNP guest commands of the emulated Secure Processor (SNP ABI 56860, SNP_LAUNCH_*, MSG_REPORT_REQ and ATTESTATION_REPORT):
  * SNP_LAUNCH_START (policy checks, GOSVW), SNP_LAUNCH_UPDATE (every page type, the RMP,
  * the SHA-384 launch digest, the SECRETS page with fresh VMPCKs), SNP_LAUNCH_FINISH (ID
  * block, ID auth, author key, host data), SNP_GUEST_REQUEST (AES-256-GCM messages under the
@@ -22,9 +22,11 @@ import {
 } from '../../abi/snp/guest-msg.js';
 import { HOST_SIGNATURE, signatureFms } from '../../abi/vmsa.js';
 import { checkCpuidPage } from './snp-cpuid-check.js';
+import { SnpPolicy } from '../../abi/policy.js';
 
-/** SNP guest policy bits (SNP ABI table 9). */
-export const SnpPolicy = { SMT: 1n << 16n, RESERVED_ONE: 1n << 17n, MIGRATE_MA: 1n << 18n, DEBUG: 1n << 19n, SINGLE_SOCKET: 1n << 20n } as const;
+/** The policy bits, for the firmware's own callers (the VMM and KVM read them from abi/). */
+export { SnpPolicy };
+
 /** Bits this firmware knows (21+ are newer features: CXL, AES-256-XTS, RAPL, ciphertext hiding, …). */
 const KNOWN_POLICY = (1n << 21n) - 1n;
 const PAGE = 4096;

@@ -1,5 +1,5 @@
 /**
- * The SNP side of the emulated Secure Processor (sev-es-snp.md §4): TCB versions (current,
+ * The SNP side of the emulated Secure Processor (SNP ABI 56860, TCB_VERSION and SNP_PLATFORM_STATUS): TCB versions (current,
  * reported, committed), the chip-id and chip-key masks, SNP_PLATFORM_STATUS, SNP_CONFIG,
  * SNP_COMMIT, and the VCEK. The VCEK is sevd's choice (no AMD secret exists here): a P-384
  * key derived from the chip-unique CEK secret and the full TCB version with HKDF-SHA384,

@@ -1,10 +1,10 @@
 /**
- * The guest agent (interface.md §8): what software inside the guest sees of its memory.
- * Every command needs a running guest (interface.md §8).
+ * The guest agent (docs/interface.md §8): what software inside the guest sees of its memory.
+ * Every command needs a running guest (docs/interface.md §8).
  */
-import type { Handler } from '../dispatch/dispatcher.js';
+import type { Handler, Handlers } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { PAGE_SIZE } from '../memory/sparse-memory.js';
 import type { Guest } from './guest.js';
 import { VMSA_REGION } from './layout.js';
@@ -44,24 +44,24 @@ function checkRange(guest: Guest, gpa: unknown, size: number): number {
   return gpa as number;
 }
 
-/** interface.md §8: every agent command needs a running guest (a stopped guest's agent cannot answer). */
-export function agentHandlers(): Record<string, Handler<AgentContext>> {
-  const table = commands();
-  return Object.fromEntries(
-    Object.entries(table).map(([name, h]) => [name, (args, ctx) => (requireRunning(ctx.guest), h(args, ctx))] as [string, Handler<AgentContext>]),
-  );
+/** docs/interface.md §8: every agent command needs a running guest (a stopped guest's agent cannot answer). */
+export function agentHandlers(): Handlers<AgentContext> {
+  // Each handler keeps its own argument type; the wrapper only adds the check in front.
+  type AnyHandler = (args: never, ctx: AgentContext) => ReturnType<Handler<AgentContext>>;
+  const wrap = (h: AnyHandler): AnyHandler => (args, ctx) => (requireRunning(ctx.guest), h(args, ctx));
+  return Object.fromEntries(Object.entries(commands()).map(([name, h]) => [name, wrap(h as AnyHandler)])) as Handlers<AgentContext>;
 }
 
-function commands(): Record<string, Handler<AgentContext>> {
+function commands(): Handlers<AgentContext> {
   return {
     'guest-ping': () => {},
     'guest-snp-report': (args, { snp }) => {
       if (!snp) throw QmpError.generic('SEV-SNP is not active');
-      const data = Buffer.from((args['report-data'] as string | undefined) ?? '', 'base64');
+      const data = Buffer.from(args['report-data'] ?? '', 'base64');
       if (data.length > 64) throw QmpError.generic("Parameter 'report-data' must be at most 64 bytes");
       const reportData = Buffer.alloc(64);
       data.copy(reportData);
-      const report = snp.driver.report(reportData, (args['vmpl'] as number | undefined) ?? 0).toString('base64');
+      const report = snp.driver.report(reportData, args['vmpl'] ?? 0).toString('base64');
       // The extended request: the host's certificate table, when it has one.
       if (args['extended'] !== true || !snp.certTable) return { report };
       return { report, certs: decodeCertTable(snp.certTable).map((c) => ({ guid: c.guid, data: c.data.toString('base64') })) };
@@ -70,16 +70,16 @@ function commands(): Record<string, Handler<AgentContext>> {
       if (!snp) throw QmpError.generic('SEV-SNP is not active');
       const key = snp.driver.deriveKey({
         rootKeySelect: args['root-key'] === 'vmrk' ? 1 : 0,
-        guestFieldSelect: BigInt((args['guest-field-select'] as number | bigint | undefined) ?? 0),
-        vmpl: (args['vmpl'] as number | undefined) ?? 0,
-        guestSvn: (args['guest-svn'] as number | undefined) ?? 0,
-        tcbVersion: BigInt((args['tcb-version'] as number | bigint | undefined) ?? 0),
+        guestFieldSelect: BigInt(args['guest-field-select'] ?? 0),
+        vmpl: args['vmpl'] ?? 0,
+        guestSvn: args['guest-svn'] ?? 0,
+        tcbVersion: BigInt(args['tcb-version'] ?? 0),
       });
       return { key: key.toString('base64') };
     },
     'guest-snp-message': (args, { snp }) => {
       if (!snp) throw QmpError.generic('SEV-SNP is not active');
-      const request = Buffer.from(args['request'] as string, 'base64');
+      const request = Buffer.from(args['request'], 'base64');
       if (request.length > 4096) throw QmpError.generic("Parameter 'request' must be at most 4096 bytes");
       return { response: snp.driver.passThrough(request).toString('base64') };
     },
@@ -97,13 +97,13 @@ function commands(): Record<string, Handler<AgentContext>> {
       };
     },
     'guest-memory-read': (args, { guest, view }) => {
-      const size = args['size'] as number;
+      const size = args['size'];
       if (size > MAX_READ) throw QmpError.generic(`Parameter 'size' must be at most ${MAX_READ}`);
       const gpa = checkRange(guest, args['gpa'], size);
       return { data: view.read(gpa, size).toString('base64') };
     },
     'guest-memory-write': (args, { guest, view }) => {
-      const data = Buffer.from(args['data'] as string, 'base64');
+      const data = Buffer.from(args['data'], 'base64');
       const gpa = checkRange(guest, args['gpa'], data.length);
       view.write(gpa, data);
     },
@@ -116,7 +116,7 @@ function commands(): Record<string, Handler<AgentContext>> {
       if (gpa % PAGE_SIZE !== 0 || size % PAGE_SIZE !== 0 || size === 0) {
         throw QmpError.generic('gpa and size must be non-zero multiples of the page size (4096)');
       }
-      view.setPrivate(gpa, size, args['private'] as boolean);
+      view.setPrivate(gpa, size, args['private']);
     },
   };
 }

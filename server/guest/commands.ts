@@ -1,8 +1,8 @@
-/** Handlers of a guest's QMP monitor (interface.md §7): run state, HMP, memory dumps. */
-import type { Handler } from '../dispatch/dispatcher.js';
-import { commonHandlers, type SessionContext } from '../dispatch/common-commands.js';
+/** Handlers of a guest's QMP monitor (docs/interface.md §7): run state, HMP, memory dumps (the daemon adds the common ones). */
+import type { Handler, Handlers } from '../dispatch/dispatcher.js';
+import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import type { Guest } from './guest.js';
 import { runHmp } from './hmp.js';
 import { strerror } from '../util/strerror.js';
@@ -59,9 +59,8 @@ function hex16(v: unknown): string {
   return BigInt.asUintN(64, BigInt(v as number | bigint)).toString(16).padStart(16, '0');
 }
 
-export function guestHandlers(): Record<string, Handler<GuestContext>> {
+export function guestHandlers(): Handlers<GuestContext> {
   return {
-    ...commonHandlers<GuestContext>(),
     'query-status': (_a, { guest, session }) => ({
       running: guest.running,
       ...(atLeast(session.monitor.version, '9.0.0') ? {} : { singlestep: false }),
@@ -79,7 +78,7 @@ export function guestHandlers(): Record<string, Handler<GuestContext>> {
       setImmediate(() => guest.terminate('host-qmp-quit'));
     },
     'human-monitor-command': (args, { guest, vmm }) =>
-      runHmp({ guest, sevInfoLines: () => vmm.sevInfoLines(), hostRead: (g, l) => vmm.hostRead(g, l) }, args['command-line'] as string),
+      runHmp({ guest, sevInfoLines: () => vmm.sevInfoLines(), hostRead: (g, l) => vmm.hostRead(g, l) }, args['command-line']),
     memsave: async (args, ctx) => {
       const { guest } = ctx;
       if (args['cpu-index'] !== undefined && args['cpu-index'] !== 0) {
@@ -90,12 +89,12 @@ export function guestHandlers(): Record<string, Handler<GuestContext>> {
       if (size < 0 || (size > 0 && !guest.memory.regionOf(val, size))) {
         throw QmpError.generic(`Invalid addr 0x${hex16(args['val'])}/size ${String(args['size'])} specified`);
       }
-      await dumpMemory(ctx, val, size, args['filename'] as string);
+      await dumpMemory(ctx, val, size, args['filename']);
     },
     pmemsave: async (args, ctx) => {
       const { val, size } = addrArgs(args);
       if (size < 0) throw QmpError.generic(`Invalid parameter 'size'`);
-      await dumpMemory(ctx, val, size, args['filename'] as string);
+      await dumpMemory(ctx, val, size, args['filename']);
     },
   };
 }

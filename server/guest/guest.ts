@@ -6,10 +6,10 @@ import { GuestMemory } from '../memory/guest-memory.js';
 import type { MemoryController } from '../memory/memory-controller.js';
 import type { Monitor } from '../qmp/monitor.js';
 import type { OutValue } from '../qmp/json/writer.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { machineLayout } from './layout.js';
 import { parseOvmfTable, type OvmfEntry } from '../../abi/ovmf-table.js';
-import type { FileAccess } from '../confinement/paths.js';
+import type { Origin } from '../confinement/paths.js';
 
 export type RunState =
   | 'debug' | 'inmigrate' | 'internal-error' | 'io-error' | 'paused' | 'postmigrate' | 'prelaunch'
@@ -21,13 +21,13 @@ export interface GuestConfig {
   memoryBytes: number;
   firmware: Buffer;
   firmwarePath: string | null;
-  /** How this guest's files (kernel, initrd, inputs) are opened: as the client that defined it. */
-  files: FileAccess;
   kernel: string | null;
   initrd: string | null;
   append: string | null;
   paused: boolean;
   incoming: string | null;
+  /** Who defined the guest: its migration URIs are opened as that client's (the files are read already). */
+  origin: Origin;
   /** vCPUs (`smp`). */
   smp: number;
   /** Frames set aside for VMSAs (SEV-ES: one per vCPU; otherwise 0). */
@@ -36,6 +36,8 @@ export interface GuestConfig {
   cpu: string;
   /** The firmware flash's block-node names (libvirt's `-blockdev`); null: sevd's defaults. */
   firmwareNodes: { format: string; storage: string } | null;
+  /** The firmware file's bytes on disk when it was read (its block node's actual-size). */
+  firmwareAllocated: number;
 }
 
 export interface GuestEvents {
@@ -94,7 +96,7 @@ export class Guest {
     this.monitor?.emitEvent(event, data);
   }
 
-  /** QMP stop (qmp-protocol.md §10.3). */
+  /** QMP stop (QMP reference, stop). */
   stop(): void {
     if (this.state === 'inmigrate') {
       this.autostart = false;
@@ -124,7 +126,7 @@ export class Guest {
     afterRun?.();
   }
 
-  // ---- migration (qmp-protocol.md §16.2, §16.3, §17.6) ----
+  // ---- migration (QEMU qapi/migration.json migrate, migrate-incoming; AMD's SEV migration series) ----
 
   /** Source, final phase: a running guest stops in finish-migrate. Returns the state to go back to. */
   enterFinishMigrate(): RunState {

@@ -4,10 +4,9 @@
  * default topology), the QOM paths of the vCPUs, a virtio balloon over its memory, and its
  * firmware flash as the two block nodes libvirt's `-blockdev` pair makes (raw over file).
  */
-import { statSync } from 'node:fs';
 import type { Guest } from './guest.js';
 import { VcpuQom, VCPU_PROPERTIES } from './vcpu-qom.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import type { OutValue } from '../qmp/json/writer.js';
 
 const DEFAULT_NODES = { format: 'pflash0-format', storage: 'pflash0-storage' };
@@ -86,12 +85,8 @@ export class MachineView {
     if (path === null) return null;
     const names = this.guest.config.firmwareNodes ?? DEFAULT_NODES;
     const size = this.guest.config.firmware.length;
-    let actual = size;
-    try {
-      actual = statSync(path).blocks * 512;
-    } catch {
-      // The image was read at start; keep its length.
-    }
+    // As the file was when read (server/daemon/spec-files.ts): no name is looked up again.
+    const actual = this.guest.config.firmwareAllocated;
     const node = (name: string, drv: string, ro: boolean) => ({
       file: path, 'node-name': name, ro, drv, backing_file_depth: 0, encrypted: false, detect_zeroes: 'off',
       bps: 0, bps_rd: 0, bps_wr: 0, iops: 0, iops_rd: 0, iops_wr: 0,

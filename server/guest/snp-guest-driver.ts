@@ -4,7 +4,7 @@
  * hands the message to the hypervisor (SNP_GUEST_REQUEST) and opens the answer. The guest
  * agent's SNP commands go through here, never around the message path.
  */
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import { decodeSecretsPage } from '../../abi/snp/secrets.js';
 import {
   decodeKeyResponse, decodeReportResponse, encodeKeyRequest, encodeReportRequest, MsgType, openGuestMessage, sealGuestMessage, type KeyRequest,

@@ -8,7 +8,7 @@
  */
 import { CPU_MODELS, HOST_SIGNATURE, cpuModelHasAvx512 } from '../../abi/vmsa.js';
 import { BASE_EXPANSION, MODEL_DELTAS, X86_CPU_PROPS } from './x86-cpu-qom-data.js';
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import type { OutValue } from '../qmp/json/writer.js';
 
 export const VCPU_PROPERTIES: readonly { name: string; type: string }[] = X86_CPU_PROPS.split(',').map((e) => {

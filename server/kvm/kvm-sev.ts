@@ -7,14 +7,23 @@
  * refused, its status (the `error` field), exactly what QEMU gets and words its messages from.
  */
 import { FirmwareError, FwStatus, type SevCommand } from '../firmware/status.js';
-import { Policy, type GuestFirmware } from '../firmware/guest-firmware.js';
+import type { GuestFirmware } from '../firmware/guest-firmware.js';
+import { Policy } from '../../abi/policy.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { AsidPool } from './asid-pool.js';
 import { buildVmsa, SevFeature, VMSA_SIZE } from '../../abi/vmsa.js';
 import { SnpPageType, type SnpPageTypeCode } from '../../abi/snp/launch-digest.js';
 import type { SnpFinishArgs, SnpGuestFirmware } from '../firmware/snp-guest-firmware.js';
 import type { IncomingPacket, OutgoingPacket, SendReceive, SendStartInput } from '../firmware/send-receive.js';
-import type { OutBuf } from '../firmware/platform.js';
+import type { OutBuf, PlatformStatus } from '../firmware/platform.js';
+import type { SevDevice } from '../firmware/sev-device.js';
+import { GState } from '../firmware/guest-contexts.js';
+
+/** What the VMM hands the kernel: migration packets of SEND/RECEIVE_UPDATE_DATA, and /dev/sev. */
+export type { IncomingPacket, OutgoingPacket, SendStartInput } from '../firmware/send-receive.js';
+export type { SevDevice };
+/** What /dev/sev's ioctls report when the firmware refuses (the platform commands word it). */
+export { FirmwareError };
 
 /** Pages one KVM_SEV_SNP_LAUNCH_UPDATE call processes at most before returning progress. */
 export const SNP_UPDATE_PAGES = 128;
@@ -59,9 +68,12 @@ export function supportedVmsaFeatures(g: Generation): number {
 
 export interface KvmHost {
   firmware: GuestFirmware;
+  /** The SNP guest commands (milan and later). */
   snpFirmware: SnpGuestFirmware;
+  /** SEND_* / RECEIVE_* (migration). */
   sendReceive: SendReceive;
   asids: AsidPool;
+  /** The emulated chip's generation (what KVM and the firmware support). */
   generation: Generation;
 }
 
@@ -89,6 +101,11 @@ export class KvmSev {
   /** The firmware handle once LAUNCH_START or RECEIVE_START made a context. */
   handle = 0;
   private launched = false;
+  /** True once SEND_FINISH ran: the firmware context is SENT and may never run here again. */
+  get sent(): boolean {
+    return !this.snp && this.launched && this.fw.contexts.peek(this.handle)?.state === GState.SENT;
+  }
+
   /** An SNP VM (KVM_X86_SNP_VM): SNP launch commands, VMSAs added at LAUNCH_FINISH. */
   get snp(): boolean {
     return this.vmType === VmType.SNP;
@@ -351,6 +368,19 @@ export class KvmSev {
     this.asid = null;
     this.launched = false;
     this.initialized = false;
+  }
+}
+
+/**
+ * SEV_PLATFORM_STATUS on /dev/sev, as QEMU's sev_common_kvm_init asks it: a firmware refusal
+ * is a KvmError with the firmware status, as the ioctl reports it.
+ */
+export function sevPlatformStatus(device: SevDevice): PlatformStatus {
+  try {
+    return device.status();
+  } catch (e) {
+    if (e instanceof FirmwareError) throw new KvmError('SEV_PLATFORM_STATUS', -Errno.EIO, e.status, e.command);
+    throw e;
   }
 }
 

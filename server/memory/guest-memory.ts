@@ -1,5 +1,5 @@
 /**
- * A guest's memory as the host and the guest see it (sev-firmware.md §10): stored bytes
+ * A guest's memory as the host and the guest see it (sevd's model, docs/architecture.md): stored bytes
  * (the host view) in sparse pages; pages marked private hold ciphertext under the key of
  * the guest's ASID, and the guest view decrypts them. Pages never written read as zeros
  * in both views.
@@ -168,7 +168,7 @@ export class GuestMemory extends SparseMemory {
   }
 
   /**
-   * The memory picture (interface §12): runs of pages in address order within
+   * The memory picture (docs/interface.md §12): runs of pages in address order within
    * [gpa, gpa + size), each private, shared, VMSA (frames of `vmsaRegion`) or untouched
    * (never written: no stored page). Unmapped addresses are left out.
    */

@@ -1,5 +1,5 @@
 /**
- * The memory controller's encryption engine (sev-firmware.md §10): one key slot per ASID,
+ * The memory controller's encryption engine (sevd's model, docs/architecture.md): one key slot per ASID,
  * filled only by the firmware (ACTIVATE) and never readable back. Each 4 KiB page is one
  * AES-128-XTS data unit with the page's system physical address as the tweak; bulk work
  * goes through node:crypto (AES-NI).

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { Guest } from '../guest/guest.js';
-import type { SevGuest } from '../sev/sev-guest.js';
+import type { ConfidentialGuest } from '../sev/guest-kinds.js';
 import type { MigrationState } from './migration-state.js';
 import { StreamLoader, type LoaderOptions, type StreamSource } from './stream-loader.js';
 import { ACK } from './sink.js';
@@ -21,18 +21,21 @@ export class IncomingMigration {
 
   constructor(
     private readonly guest: Guest,
-    private readonly sev: SevGuest | null,
+    private readonly sev: ConfidentialGuest | null,
     private readonly state: MigrationState,
     private readonly options: LoaderOptions = {},
   ) {}
 
-  /** Starts listening (or reading a file); MIGRATION setup is emitted even without `events`. */
-  async start(uri: MigrationUri): Promise<void> {
+  /**
+   * Starts listening (or reading a file: `fd` when the caller opened it already); MIGRATION
+   * setup is emitted even without `events`.
+   */
+  async start(uri: MigrationUri, fd?: number): Promise<void> {
     this.started = true;
     this.state.reset();
     this.state.setStatus('setup', true);
     if (uri.kind === 'file') {
-      const f = createReadStream(uri.path);
+      const f = fd !== undefined ? createReadStream('', { fd }) : createReadStream(uri.path);
       const load = this.load({ pause: () => f.pause(), resume: () => f.resume(), ack: () => undefined, destroy: () => f.destroy() });
       f.on('data', (d) => load.data(d as Buffer));
       f.on('end', () => load.end());

@@ -67,7 +67,7 @@ export class MigrationState {
     this.ram = { transferred: 0, remaining: 0, total: 0, duplicate: 0, normal: 0, passes: 0, mbps: 0 };
   }
 
-  /** query-migrate's MigrationInfo for the current status (qmp-protocol.md §16.6). */
+  /** query-migrate's MigrationInfo for the current status (QEMU qapi/migration.json, MigrationInfo). */
   info(): Record<string, unknown> {
     if (this.status === 'none') return {};
     const base: Record<string, unknown> = { status: this.status };

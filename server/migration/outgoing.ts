@@ -7,7 +7,7 @@
  * cancel: SEND_CANCEL and the guest carries on.
  */
 import { setImmediate as tick } from 'node:timers/promises';
-import { glibBase64Decode } from '../dispatch/glib-base64.js';
+import { glibBase64Decode } from '../util/base64.js';
 import type { Guest, RunState } from '../guest/guest.js';
 import type { SevGuest } from '../sev/sev-guest.js';
 import type { MigrationState } from './migration-state.js';
@@ -17,7 +17,7 @@ import { PACKET_HEADER_SIZE } from '../../abi/launch-crypto.js';
 import { openSink, type FileOpener, type StreamSink } from './sink.js';
 import type { MigrationFaultPlan } from '../faults/fault-registry.js';
 import type { MigrationUri } from './uri.js';
-import { metrics } from '../observability/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 
 const PAGE = 4096;
 /** Private pages per SEND_UPDATE_DATA batch (and per write to the stream). */
@@ -46,8 +46,10 @@ export class OutgoingMigration {
     private readonly uri: MigrationUri,
     private readonly own: () => OwnCerts,
     private readonly openFile: FileOpener,
-    /** An injected migration fault (interface §13) armed for this run. */
+    /** An injected migration fault (docs/interface.md §13) armed for this run. */
     private faultPlan?: MigrationFaultPlan,
+    /** The daemon's metrics (stream bytes out). */
+    private readonly metrics?: Metrics,
   ) {}
 
   /** Releases a stalled stream (cancel). */
@@ -115,8 +117,7 @@ export class OutgoingMigration {
       await this.sink.finish(ACK_TIMEOUT_MS);
       this.check();
       if (this.sev) {
-        this.sev.sendFinish();
-        this.sev.state = 'running'; // QEMU shows running; the firmware context is SENT
+        this.sev.sendFinish(); // QEMU shows running again; the firmware context is SENT
       }
       st.downtime = Date.now() - stoppedAt;
       st.endedAt = Date.now();
@@ -129,7 +130,6 @@ export class OutgoingMigration {
       this.sink?.abort();
       if (this.sevStarted && this.sev) {
         this.sev.sendCancel();
-        this.sev.state = 'running';
       }
       if (before !== null) this.guest.leaveMigration(before);
       st.endedAt = Date.now();
@@ -161,7 +161,6 @@ export class OutgoingMigration {
     }
     const { session, policy } = sev.sendStart(target);
     this.sevStarted = true;
-    sev.state = 'send-update';
     return { policy, pdh: this.own().pdh, session };
   }
 
@@ -194,7 +193,7 @@ export class OutgoingMigration {
   private async writeBytes(b: Buffer, packets = false): Promise<void> {
     await this.injectFault(b, packets);
     this.state.ram.transferred += b.length;
-    metrics.migrationBytes.incKey('out', { direction: 'out' }, b.length);
+    this.metrics?.migrationBytes.incKey('out', { direction: 'out' }, b.length);
     await this.sink!.write(b);
   }
 

@@ -11,11 +11,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Guest } from '../guest/guest.js';
+import type { ConfidentialGuest } from '../sev/guest-kinds.js';
 import type { SevGuest } from '../sev/sev-guest.js';
-import { Policy } from '../firmware/guest-firmware.js';
+import { Policy } from '../../abi/policy.js';
 import type { IncomingPacket } from '../firmware/send-receive.js';
 import { PageBatch } from '../memory/bulk/page-batch.js';
-import { metrics } from '../observability/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { MigrationState } from './migration-state.js';
 import { StreamParser, type StreamParserOptions } from './stream-parser.js';
 import { StreamErrorCode as Code, StreamFormatError } from './stream-errors.js';
@@ -30,6 +31,8 @@ export interface LoaderOptions {
   sliceMs?: number;
   /** Parser limits; the shared-range bounds default to the guest's RAM. */
   parser?: StreamParserOptions;
+  /** The daemon's metrics (stream bytes in). */
+  metrics?: Metrics;
 }
 
 export const DEFAULT_SLICE_MS = 4;
@@ -53,6 +56,7 @@ interface SharedWork {
 export class StreamLoader {
   readonly #parser: StreamParser;
   readonly #sliceMs: number;
+  readonly #metrics: Metrics | undefined;
   #pending: IncomingPacket[] = [];
   #shared: SharedWork | null = null;
   #sawRamSize = false;
@@ -60,15 +64,19 @@ export class StreamLoader {
   #ended = false;
   #scheduled = false;
   #activated = false;
+  /** The guest's SEV context as a migration target (SNP guests are refused at the config record). */
+  readonly #target: SevGuest | null;
 
   constructor(
     private readonly guest: Guest,
-    private readonly sev: SevGuest | null,
+    private readonly sev: ConfidentialGuest | null,
     private readonly st: MigrationState,
     private readonly source: StreamSource,
     options: LoaderOptions = {},
   ) {
     this.#sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
+    this.#target = sev?.kind === 'sev-snp' ? null : sev;
+    this.#metrics = options.metrics;
     const ram = this.ramRegions();
     const pages = ram.reduce((a, r) => a + r.size / PAGE, 0);
     const end = Math.max(0, ...ram.map((r) => (r.base + r.size) / PAGE));
@@ -139,12 +147,12 @@ export class StreamLoader {
     if (!this.#pending.length) return;
     const packets = this.#pending;
     this.#pending = [];
-    this.sev!.receiveUpdateData(packets);
+    this.#target?.receiveUpdateData(packets);
   }
 
   #count(bytes: number): void {
     this.st.ram.transferred += bytes;
-    metrics.migrationBytes.incKey('in', { direction: 'in' }, bytes);
+    this.#metrics?.migrationBytes.incKey('in', { direction: 'in' }, bytes);
   }
 
   /** Takes one record; true at the device state that ends the stream. */
@@ -164,7 +172,7 @@ export class StreamLoader {
 
   #apply(rec: StreamRecord): boolean {
     const mem = this.guest.memory;
-    const sev = this.sev;
+    const sev = this.#target;
     switch (rec.kind) {
       case 'config':
         this.#count(8);
@@ -222,7 +230,7 @@ export class StreamLoader {
     if (sevStream && !this.sev) throw new StreamFormatError(Code.SEV_MISMATCH, 'sevd: the stream carries an SEV guest but this guest has no sev-guest object');
     if (!sevStream && this.sev) throw new StreamFormatError(Code.SEV_MISMATCH, 'sevd: the stream carries a guest without SEV but this guest has a sev-guest object');
     // QEMU's blockers: SEV-ES and SNP guests are never migrated, so never received either.
-    if (this.sev?.spec.snp) throw new StreamFormatError(Code.UNSUPPORTED, 'SEV-SNP: Migration is not implemented');
+    if (this.sev?.kind === 'sev-snp') throw new StreamFormatError(Code.UNSUPPORTED, 'SEV-SNP: Migration is not implemented');
     if (this.sev?.es) throw new StreamFormatError(Code.UNSUPPORTED, 'SEV: Migration is not implemented');
   }
 
@@ -265,7 +273,7 @@ export class StreamLoader {
     this.#pending = [];
     this.#shared = null;
     this.source.destroy();
-    if (this.sev) this.sev.discardIncoming();
+    if (this.sev) this.sev.discard();
     else this.guest.memory.discard();
     this.st.errorDesc = e instanceof Error ? e.message : String(e);
     this.st.endedAt = Date.now();

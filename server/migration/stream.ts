@@ -1,6 +1,6 @@
 /**
  * The migration stream between sevd hosts. The outer container is sevd's own; the page
- * headers and the SEV records inside follow the AMD series (qmp-protocol.md §17.4): be64
+ * headers and the SEV records inside follow the AMD series (AMD's SEV live-migration series, AMDESE/qemu sev_live_migration_v4_1 migration/ram.c): be64
  * (gpa | flags) page words, RAM_SAVE_FLAG_ENCRYPTED_DATA records with the SEND_START blob in
  * the first one, and the shared-regions list. All framing integers are big-endian.
  */

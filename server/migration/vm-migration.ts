@@ -1,14 +1,16 @@
 /** One VM's migration: its state, the outgoing or incoming run, and the QEMU-level checks. */
-import { QmpError } from '../qmp/errors.js';
+import { QmpError } from '../errors/qmp-error.js';
 import type { OutValue } from '../qmp/json/writer.js';
 import type { Guest } from '../guest/guest.js';
-import type { SevGuest } from '../sev/sev-guest.js';
+import type { ConfidentialGuest } from '../sev/guest-kinds.js';
 import { MigrationState } from './migration-state.js';
 import { OutgoingMigration, type OwnCerts } from './outgoing.js';
 import { IncomingMigration } from './incoming.js';
 import { parseMigrationUri, type MigrationUri } from './uri.js';
+import { strerror } from '../util/strerror.js';
 import type { Origin, PathPolicy } from '../confinement/paths.js';
 import type { FaultRegistry } from '../faults/fault-registry.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export class VmMigration {
   readonly state: MigrationState;
@@ -19,14 +21,15 @@ export class VmMigration {
 
   constructor(
     private readonly guest: Guest,
-    private readonly sev: SevGuest | null,
+    private readonly sev: ConfidentialGuest | null,
     private readonly own: () => OwnCerts,
     private readonly modernUriErrors: boolean,
     private readonly paths: PathPolicy,
     private readonly faults?: FaultRegistry,
+    private readonly metrics?: Metrics,
   ) {
     this.state = new MigrationState((event, data) => guest.monitor?.emitEvent(event, data as OutValue));
-    this.incoming = new IncomingMigration(guest, sev, this.state);
+    this.incoming = new IncomingMigration(guest, sev, this.state, { metrics });
   }
 
   /** Parsed, with a file: or unix: path checked against the migration directories. */
@@ -41,12 +44,22 @@ export class VmMigration {
     if (this.state.active) throw QmpError.generic("There's a migration process in progress");
     if (this.guest.runState === 'inmigrate') throw QmpError.generic('Guest is waiting for an incoming migration');
     // QEMU never merged SEV-ES or SNP migration: its blockers' texts, before anything is sent.
-    if (this.sev?.spec.snp) throw QmpError.generic('SEV-SNP: Migration is not implemented');
-    if (this.sev?.es) throw QmpError.generic('SEV: Migration is not implemented');
+    const sev = this.sev;
+    if (sev?.kind === 'sev-snp') throw QmpError.generic('SEV-SNP: Migration is not implemented');
+    if (sev?.es) throw QmpError.generic('SEV: Migration is not implemented');
     const uri = this.uri(uriText, origin);
-    this.outgoing = new OutgoingMigration(this.guest, this.sev, this.state, uri, this.own, (p) => this.paths.openForWrite('migration', p, origin),
-      this.faults?.migration(this.guest.name));
-    this.running = this.outgoing.run();
+    // A unix: socket is reached through its checked, held directory for the whole run.
+    // (A directory that cannot be opened: the connect fails as it would, in the migration.)
+    let held: { path: string; release(): void } | undefined;
+    try {
+      if (uri.kind === 'unix') held = this.paths.holdName('migration', uri.path, origin);
+    } catch (e) {
+      if (e instanceof QmpError) throw e;
+    }
+    const target: MigrationUri = uri.kind === 'unix' && held ? { ...uri, path: held.path } : uri;
+    this.outgoing = new OutgoingMigration(this.guest, sev, this.state, target, this.own, (p) => this.paths.openForWrite('migration', p, origin),
+      this.faults?.migration(this.guest.name), this.metrics);
+    this.running = this.outgoing.run().finally(() => held?.release());
   }
 
   cancel(): void {
@@ -60,7 +73,31 @@ export class VmMigration {
       if (this.incoming.started) throw QmpError.generic('The incoming migration has already been started');
     }
     if (uriText === undefined) throw QmpError.generic("need either 'uri' or 'channels' argument");
-    await this.incoming.start(this.uri(uriText, origin));
+    const uri = this.uri(uriText, origin);
+    // Confined names are opened (file:) or bound (unix:) through their checked directory, so
+    // a directory swapped for a symlink after the check leads nowhere outside. Failures get
+    // QEMU's texts (qio_channel_file_new_path, unix_listen_saddr, inet_listen_saddr), with
+    // the name the client gave.
+    if (uri.kind === 'file') {
+      let fd: number;
+      try {
+        fd = this.paths.openForRead('migration', uri.path, origin);
+      } catch (e) {
+        if (e instanceof QmpError) throw e;
+        throw QmpError.generic(`Unable to open ${uri.path}: ${strerror(e)}`);
+      }
+      return this.incoming.start(uri, fd);
+    }
+    let held: { path: string; release(): void } | undefined;
+    try {
+      if (uri.kind === 'unix') held = this.paths.holdName('migration', uri.path, origin);
+      await this.incoming.start(uri.kind === 'unix' && held ? { ...uri, path: held.path } : uri);
+    } catch (e) {
+      if (e instanceof QmpError) throw e;
+      throw QmpError.generic(`${uri.kind === 'unix' ? `Failed to bind socket to ${uri.path}` : 'Failed to bind socket'}: ${strerror(e)}`);
+    } finally {
+      held?.release();
+    }
   }
 
   setCapabilities(caps: { capability: string; state: boolean }[]): void {

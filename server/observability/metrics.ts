@@ -3,7 +3,8 @@
  * computed at scrape time, one latency histogram for QMP commands, and the event loop's
  * delay (perf_hooks' monitorEventLoopDelay) as a summary over the time since the previous
  * scrape — reset at each scrape, as prom-client does — so a scraper (or a benchmark) sees
- * what a window of load did to the loop every monitor and peer shares.
+ * what a window of load did to the loop every monitor and peer shares. Each daemon owns
+ * one Metrics (its /metrics shows its own guests and commands only).
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
@@ -62,6 +63,12 @@ export class Metrics {
     this.loopDelay.enable();
   }
 
+  /** Stops sampling the event loop (the daemon that owns these metrics has stopped). */
+  close(): void {
+    this.loopDelay?.disable();
+    this.loopDelay = undefined;
+  }
+
   gauge(name: string, help: string, read: () => { l: Record<string, string>; v: number }[]): void {
     this.gauges.push({ name, help, read });
   }
@@ -108,5 +115,3 @@ export class Metrics {
   }
 }
 
-/** The daemon's one registry (firmware and sessions report into it). */
-export const metrics = new Metrics();

@@ -1,20 +1,13 @@
 /**
  * The QMP error catalogue: QEMU's error classes and the exact texts of every
- * protocol-level error (qmp-protocol.md §7). Handlers throw QmpError; the session turns
- * it into {"error": {"class", "desc"}}.
+ * protocol-level error (QEMU docs/interop/qmp-spec.rst, "Error"). QmpError itself and the argument
+ * errors live in server/errors/ (every layer throws them); the session turns them into {"error": ...}.
  */
-export type ErrorClass = 'GenericError' | 'CommandNotFound' | 'DeviceNotActive' | 'DeviceNotFound' | 'KVMMissingCap';
+import { QmpError } from '../errors/qmp-error.js';
+import { ArgumentErrors } from '../errors/argument-errors.js';
 
-export class QmpError extends Error {
-  constructor(readonly cls: ErrorClass, readonly desc: string) {
-    super(desc);
-    this.name = 'QmpError';
-  }
-
-  static generic(desc: string): QmpError {
-    return new QmpError('GenericError', desc);
-  }
-}
+// Kept here for the protocol floor's own files; the layers below import server/errors/.
+export { QmpError, type ErrorClass } from '../errors/qmp-error.js';
 
 export const Errors = {
   notAnObject: () => QmpError.generic('QMP input must be a JSON object'),
@@ -29,11 +22,5 @@ export const Errors = {
   capabilityUnavailable: (names: string[]) => QmpError.generic(`Capability ${names.join(', ')} not available`),
   noOob: (name: string) => QmpError.generic(`The command ${name} does not support OOB`),
   readOnly: (name: string) => QmpError.generic(`Command '${name}' is not allowed with a read-only token`),
-  // Argument errors (qapi/qobject-input-visitor.c, qapi-visit-core.c).
-  missing: (name: string) => QmpError.generic(`Parameter '${name}' is missing`),
-  unexpected: (name: string) => QmpError.generic(`Parameter '${name}' is unexpected`),
-  invalidType: (name: string, expected: string) => QmpError.generic(`Invalid parameter type for '${name}', expected: ${expected}`),
-  invalidValue: (name: string, expected: string) => QmpError.generic(`Parameter '${name}' expects ${expected}`),
-  enumValue: (name: string, value: string) => QmpError.generic(`Parameter '${name}' does not accept value '${value}'`),
-  enumValueLegacy: (value: string) => QmpError.generic(`Invalid parameter '${value}'`),
+  ...ArgumentErrors,
 } as const;

@@ -1,17 +1,36 @@
 /**
  * A monitor: one command table and the set of connections attached to it (any number,
- * interface.md §4). Events are formatted once and sent to every connection that finished
- * negotiation.
+ * docs/interface.md §4). Events are formatted once and sent to every connection that finished
+ * negotiation. What the daemon adds around each command (fault scopes and delays,
+ * metrics) comes in as hooks, as fastify's onRequest/onResponse: this floor imports
+ * neither faults/ nor observability/.
  */
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Version } from '../dispatch/version.js';
 import { qmpLine, type OutValue } from './json/writer.js';
 import type { SessionLimits } from './session.js';
-import type { FaultRegistry } from '../faults/fault-registry.js';
 
 export interface EventSink {
   readonly inCommandMode: boolean;
   sendLine(line: string): void;
+}
+
+/** An injected reply fault: hold the reply, or close the connection before it. */
+export interface ReplyFault {
+  action: 'delay' | 'disconnect';
+  delayMs: number;
+}
+
+/** What the daemon installs on a monitor; every hook is optional. */
+export interface MonitorHooks {
+  /** Runs a command (synchronous or not); may wrap it in a scope and hold its outcome. */
+  around?<T>(run: () => T | Promise<T>): T | Promise<T>;
+  /** A reply to `command` is about to go out. */
+  beforeReply?(command: string | undefined): ReplyFault | undefined;
+  /** A command finished; `command` is 'unknown' for a name the monitor does not have. */
+  onResponse?(command: string, result: 'ok' | 'error', seconds: number): void;
+  /** A request refused by an access rule (a read-only credential). */
+  onRefusal?(reason: string): void;
 }
 
 export interface MonitorOptions<C> {
@@ -26,8 +45,8 @@ export interface MonitorOptions<C> {
   log?: { debug(obj: object, msg: string): void; isLevelEnabled?(level: string): boolean };
   /** The guest this monitor belongs to (null: the daemon's control monitor). */
   owner?: string | null;
-  /** Injected faults: reply delays and disconnects, and the scope firmware faults match. */
-  faults?: FaultRegistry;
+  /** The daemon's hooks: fault scope and reply faults, metrics. */
+  hooks?: MonitorHooks;
 }
 
 export class Monitor<C = unknown> {
@@ -43,7 +62,7 @@ export class Monitor<C = unknown> {
   /** Whether per-command debug lines are wanted (checked once, not per command). */
   readonly debugLog: boolean;
   readonly owner: string | null;
-  readonly faults: FaultRegistry | undefined;
+  readonly hooks: MonitorHooks;
 
   constructor(opts: MonitorOptions<C>) {
     this.kind = opts.kind;
@@ -55,7 +74,7 @@ export class Monitor<C = unknown> {
     this.log = opts.log;
     this.debugLog = !!opts.log && (opts.log.isLevelEnabled?.('debug') ?? true);
     this.owner = opts.owner ?? null;
-    this.faults = opts.faults;
+    this.hooks = opts.hooks ?? {};
     this.greeting = qmpLine({ QMP: { version: this.versionInfo(), capabilities: ['oob'] } });
   }
 

@@ -1,5 +1,5 @@
 /**
- * What a read-only credential may run (interface §14): the commands the schema marks
+ * What a read-only credential may run (docs/interface.md §14): the commands the schema marks
  * `readOnly` (they change nothing; schema/defs.ts) and HMP `info …`. Everything else
  * changes something (run state, memory, files, keys) and is refused before it is
  * dispatched. The classification is by effect, never by name: an unmarked command is

@@ -9,9 +9,7 @@ import type { QObject } from './json/qobject.js';
 import { checkRequest, isOobRequest, type Request } from './request.js';
 import { Errors, QmpError } from './errors.js';
 import type { Monitor } from './monitor.js';
-import { metrics } from '../observability/metrics.js';
 import { readOnlyAllows } from './read-only.js';
-import { currentScope, inGuestScope, settleDelay } from '../faults/scope.js';
 
 let requestSeq = 0;
 
@@ -239,13 +237,11 @@ export class QmpSession {
   }
 
   /**
-   * Sends a reply, unless an injected monitor fault (interface §13) delays it (replies keep
+   * Sends a reply, unless an injected monitor fault (docs/interface.md §13) delays it (replies keep
    * their order: the queue waits) or closes the connection first (the command has run).
    */
   private answer(id: QObject | undefined, error?: QmpError, value?: OutValue, command?: string): Promise<void> | undefined {
-    // Monitor faults are about QMP monitors (the guest agent is software inside the guest),
-    // and never hold the reply to the inject-fault that armed them.
-    const fault = this.monitor.kind === 'agent' || command === 'inject-fault' ? undefined : this.monitor.faults?.monitor(this.monitor.owner);
+    const fault = this.monitor.hooks.beforeReply?.(command);
     if (!fault) {
       this.reply(id, error, value);
       return undefined;
@@ -264,7 +260,7 @@ export class QmpSession {
     const result = error === undefined ? 'ok' : 'error';
     // A label per known command only: unknown names are client-chosen and unbounded.
     const known = this.monitor.dispatcher.lookup(req.command) !== undefined;
-    metrics.command(this.monitor.kind, known ? req.command : 'unknown', result, seconds);
+    this.monitor.hooks.onResponse?.(known ? req.command : 'unknown', result, seconds);
     if (this.monitor.debugLog) this.monitor.log!.debug(
       { reqId: ++requestSeq, monitor: this.monitor.kind, command: req.command, result, ms: Math.round(seconds * 1e6) / 1000, ...(error instanceof QmpError ? { class: error.cls } : {}) },
       'qmp command',
@@ -278,31 +274,12 @@ export class QmpSession {
     if (!cmd) throw negotiating ? Errors.expectingNegotiation() : Errors.commandNotFound(req.command);
     if (req.oob && !cmd.allowOob) throw Errors.noOob(req.command);
     if (this.access.readOnly && !readOnlyAllows(cmd, req.arguments)) {
-      metrics.refusals.inc({ reason: 'read-only' });
+      this.monitor.hooks.onRefusal?.('read-only');
       throw Errors.readOnly(req.command);
     }
-    if (!this.monitor.faults) return dispatcher.run(req.command, req.arguments, this.context);
-    // In the monitor's fault scope: firmware faults match its guest, their delays hold the reply.
-    return inGuestScope(this.monitor.owner, () => {
-      let r: OutValue | Promise<OutValue>;
-      try {
-        r = dispatcher.run(req.command, req.arguments, this.context);
-      } catch (e) {
-        if (currentScope()!.delay.ms === 0) throw e;
-        r = Promise.reject(e);
-      }
-      if (!(r instanceof Promise) && currentScope()!.delay.ms === 0) return r;
-      return Promise.resolve(r).then(
-        async (v) => {
-          await settleDelay();
-          return v;
-        },
-        async (e) => {
-          await settleDelay();
-          throw e;
-        },
-      );
-    });
+    const run = () => dispatcher.run(req.command, req.arguments, this.context);
+    const around = this.monitor.hooks.around;
+    return around ? around(run) : run();
   }
 
   private asQmpError(req: Request, e: unknown): QmpError {
@@ -348,7 +325,7 @@ export class QmpSession {
     this.oobEnabled = enable.includes('oob');
     this.mode = 'command';
     clearTimeout(this.negotiationTimer);
-    // The reply must not share a write with later output (qmp-protocol.md §2.8).
+    // The reply must not share a write with later output (QEMU monitor/qmp.c: one write per reply).
     this.flushAfterReply = true;
   }
 }

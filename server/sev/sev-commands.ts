@@ -1,36 +1,36 @@
 /**
  * The SEV commands of a guest monitor, with QEMU's checks, order and texts
- * (qmp-protocol.md §14.4–14.9).
+ * (QEMU qapi/misc-target.json).
  */
-import type { Handler } from '../dispatch/dispatcher.js';
+import type { Handler, Handlers } from '../dispatch/dispatcher.js';
 import type { SessionContext } from '../dispatch/common-commands.js';
 import { atLeast } from '../dispatch/version.js';
-import { glibBase64Decode } from '../dispatch/glib-base64.js';
-import { QmpError } from '../qmp/errors.js';
-import { fwErrorText } from '../firmware/status.js';
-import { isLengthQuery, KvmError } from '../kvm/kvm-sev.js';
+import { glibBase64Decode } from '../util/base64.js';
+import { QmpError } from '../errors/qmp-error.js';
+import { kvmCall, ownWording, queriedLength, SevFailure } from './qemu-errors.js';
 import { findEntry, readBaseSize, SEV_SECRET_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import type { Guest } from '../guest/guest.js';
-import type { SevGuest } from './sev-guest.js';
-import { SnpGuest } from './snp-guest.js';
-import { errnoText } from '../util/strerror.js';
+import type { ConfidentialGuest } from './guest-kinds.js';
+import { SEV_STATES } from './launched-vm.js';
 
 export interface SevGuestContext extends SessionContext {
   guest: Guest;
   /** The guest's SEV state, or null for a guest without SEV. */
-  sevGuest: SevGuest | null;
+  sevGuest: ConfidentialGuest | null;
 }
 
 const KVM_MAX_SECRET = 16384;
+/** QEMU compares SevState codes: the measurement exists from launch-secret on. */
+const LAUNCH_SECRET_CODE = SEV_STATES.indexOf('launch-secret');
 
-function querySev<C extends SevGuestContext>(): Handler<C> {
+function querySev<C extends SevGuestContext>(): Handler<C, 'query-sev'> {
   return (_a, { sevGuest: s, session }) => {
     const modern = atLeast(session.monitor.version, '9.1.0');
     const base = s
       ? { enabled: true, 'api-major': s.api.major, 'api-minor': s.api.minor, 'build-id': s.api.build, state: s.state }
       : { enabled: false, 'api-major': 0, 'api-minor': 0, 'build-id': 0, state: 'uninit' };
-    if (s instanceof SnpGuest) return { ...base, 'sev-type': 'sev-snp', 'snp-policy': Number(s.snpPolicy) };
-    const branch = { policy: s?.policy ?? 0, handle: s?.handle ?? 0 };
+    if (s) return { ...base, ...s.queryMembers(modern) };
+    const branch = { policy: 0, handle: 0 };
     return modern ? { ...base, 'sev-type': 'sev', ...branch } : { ...base, ...branch };
   };
 }
@@ -45,7 +45,7 @@ function checkGuestRange(guest: Guest, gpa: number, size: number, raw: unknown):
   if (gpa + size > region.base + region.size) throw QmpError.generic(`${prefix}Size of memory region at 0x${hex} exceeded.`);
 }
 
-function injectSecret<C extends SevGuestContext>(): Handler<C> {
+function injectSecret<C extends SevGuestContext>(): Handler<C, 'sev-inject-launch-secret'> {
   return (args, { sevGuest: s, guest }) => {
     if (!s) throw QmpError.generic('SEV not enabled for guest');
     let gpa: number;
@@ -59,58 +59,37 @@ function injectSecret<C extends SevGuestContext>(): Handler<C> {
     } else {
       gpa = typeof args['gpa'] === 'number' ? args['gpa'] : Number.MAX_SAFE_INTEGER;
     }
-    if (s.state !== 'launch-secret') throw QmpError.generic(`SEV: Not in correct state. (LSECRET) ${s.sevStateCode.toString(16)}`);
-    const hdr = glibBase64Decode(args['packet-header'] as string);
+    // An SNP guest is never in launch-secret: QEMU's state check answers for it too.
+    if (s.kind === 'sev-snp' || s.state !== 'launch-secret') throw QmpError.generic(`SEV: Not in correct state. (LSECRET) ${s.sevStateCode.toString(16)}`);
+    const hdr = glibBase64Decode(args['packet-header']);
     if (hdr.length === 0) throw QmpError.generic('SEV: Failed to decode sequence header');
-    const secret = glibBase64Decode(args['secret'] as string);
+    const secret = glibBase64Decode(args['secret']);
     if (secret.length === 0) throw QmpError.generic('SEV: Failed to decode data');
     checkGuestRange(guest, gpa, secret.length, rawGpa);
     if (hdr.length > KVM_MAX_SECRET || secret.length > KVM_MAX_SECRET) throw QmpError.generic("SEV: failed to inject secret ret=-22 fw_error=0 ''");
-    try {
-      s.launchSecret(hdr, gpa, secret);
-    } catch (e) {
-      if (e instanceof KvmError) throw QmpError.generic(`SEV: failed to inject secret ret=${e.ret} fw_error=${e.fwError} '${fwErrorText(e.fwError)}'`);
-      throw e;
-    }
-    s.lastSecretGpa = gpa;
-    s.lastSecretLen = secret.length;
+    kvmCall(() => s.launchSecret(hdr, gpa, secret), ownWording(SevFailure.injectSecret));
   };
 }
 
-function attestationReport<C extends SevGuestContext>(): Handler<C> {
+function attestationReport<C extends SevGuestContext>(): Handler<C, 'query-sev-attestation-report'> {
   return (args, { sevGuest: s, session }) => {
     if (!s) throw QmpError.generic('SEV is not enabled');
     // SNP guests ask for their reports themselves (SNP_GUEST_REQUEST), as QEMU says.
-    if (s instanceof SnpGuest) throw QmpError.generic('SEV-SNP guests do not support this command');
+    if (s.kind === 'sev-snp') throw QmpError.generic('SEV-SNP guests do not support this command');
     const modern = atLeast(session.monitor.version, '6.2.0');
-    const mnonce = glibBase64Decode(args['mnonce'] as string);
+    const mnonce = glibBase64Decode(args['mnonce']);
     if (mnonce.length !== 16) throw QmpError.generic(`SEV: mnonce must be 16 bytes (got ${mnonce.length})`);
-    let len = 0;
-    try {
-      s.attestationReport(mnonce, 0);
-    } catch (e) {
-      if (!(e instanceof KvmError)) throw e;
-      if (!isLengthQuery(e)) {
-        const head = modern ? 'SEV: Failed' : 'failed';
-        throw QmpError.generic(`${head} to query the attestation report length ret=${e.ret} fw_err=${e.fwError} (${fwErrorText(e.fwError)})`);
-      }
-      len = e.lengths['len']!;
-    }
-    try {
-      return { data: s.attestationReport(mnonce, len).toString('base64') };
-    } catch (e) {
-      if (!(e instanceof KvmError)) throw e;
-      throw QmpError.generic(`SEV: Failed to get attestation report ret=${e.ret} fw_err=${e.fwError} (${fwErrorText(e.fwError)}): ${errnoText(e.ret)}`);
-    }
+    const len = kvmCall(() => queriedLength(() => s.attestationReport(mnonce, 0), 'len'), ownWording(SevFailure.attestationLength(modern)));
+    return { data: kvmCall(() => s.attestationReport(mnonce, len), ownWording(SevFailure.attestation)).toString('base64') };
   };
 }
 
-export function sevGuestHandlers<C extends SevGuestContext>(): Record<string, Handler<C>> {
+export function sevGuestHandlers<C extends SevGuestContext>(): Handlers<C> {
   return {
     'query-sev': querySev<C>(),
     'query-sev-launch-measure': (_a, { sevGuest: s, session }) => {
       // Available from launch-secret on, once measured (a migrated guest never was).
-      if (s && s.measurement !== null && s.sevStateCode >= 2) return { data: s.measurement };
+      if (s && s.kind !== 'sev-snp' && s.measurement !== null && s.sevStateCode >= LAUNCH_SECRET_CODE) return { data: s.measurement };
       throw QmpError.generic(atLeast(session.monitor.version, '6.2.0') ? 'SEV launch measurement is not available' : 'Measurement is not available');
     },
     'sev-inject-launch-secret': injectSecret<C>(),

@@ -4,13 +4,10 @@
  * flash and OVMF's SNP metadata sections through KVM_SEV_SNP_LAUNCH_UPDATE (looping over
  * KVM's partial progress), and on the first run KVM_SEV_SNP_LAUNCH_FINISH, which adds the
  * VMSAs, with the ID block, ID auth and host data. Reports are requested from inside the
- * guest; the host's view of its memory is ciphertext.
+ * guest; the host's view of its memory is ciphertext. The shared part is confidential-guest.ts.
  */
-import { readWhole } from '../confinement/paths.js';
-import { QmpError } from '../qmp/errors.js';
-import { strerror } from '../util/strerror.js';
-import { SevGuest, kvm, type SevGuestSpec, type SnpGuestSpec } from './sev-guest.js';
-import { VmType } from '../kvm/kvm-sev.js';
+import { QmpError } from '../errors/qmp-error.js';
+import { VmType, type SevInitArgs, type VmTypeCode } from '../kvm/kvm-sev.js';
 import { cpuModelHasAvx512, SevFeature } from '../../abi/vmsa.js';
 import { cpuidMismatchLines, encodeCpuidPage } from '../../abi/snp/cpuid.js';
 import { vcpuCpuid } from './vcpu-cpuid.js';
@@ -18,61 +15,54 @@ import { SnpPageType, type SnpPageTypeCode } from '../../abi/snp/launch-digest.j
 import { parseSevMetadata, SectionType, sectionPageType } from '../../abi/snp/ovmf-metadata.js';
 import { findEntry, readBaseSize, SEV_HASH_TABLE_BLOCK_GUID } from '../../abi/ovmf-table.js';
 import { buildKernelHashesTable } from '../../abi/kernel-hashes.js';
-import { SnpPolicy } from '../firmware/snp-guest-firmware.js';
-import type { Guest } from '../guest/guest.js';
-import type { SevHost } from './sev-host.js';
+import { SnpPolicy } from '../../abi/policy.js';
+import type { KernelImages, SnpSpec } from './guest-spec-kinds.js';
+import { ConfidentialGuestBase } from './confidential-guest.js';
+import type { LaunchedVm } from './launched-vm.js';
+import { kvmCall as kvm, SevFailure } from './qemu-errors.js';
 
-export class SnpGuest extends SevGuest {
-  readonly snpSpec: SnpGuestSpec;
-  /** The certificate table the host hands out with extended reports (certs-filename). */
-  readonly certTable: Buffer | null;
+export class SnpGuest extends ConfidentialGuestBase<SnpSpec> {
+  readonly kind = 'sev-snp';
   /** Where OVMF keeps the secrets page (the guest reads its VMPCKs there). */
   secretsGpa: number | null = null;
 
-  constructor(guest: Guest, spec: SevGuestSpec, host: SevHost) {
-    super(guest, spec, host);
-    this.snpSpec = spec.snp!;
-    this.handle = 0;
-    let table: Buffer | null = null;
-    if (this.snpSpec.certsFile) {
-      try {
-        table = readWhole(guest.config.files, 'inputs', this.snpSpec.certsFile);
-      } catch (e) {
-        if (e instanceof QmpError) throw e;
-        throw QmpError.generic(`SEV-SNP: failed to read certificate table '${this.snpSpec.certsFile}': ${strerror(e)}`);
-      }
-    }
-    this.certTable = table;
+  /** The certificate table the host hands out with extended reports (certs-filename). */
+  get certTable(): Buffer | null {
+    return this.spec.certTable;
   }
 
-  override get es(): boolean {
+  get es(): boolean {
     return true;
   }
 
-  get snpPolicy(): bigint {
-    return this.snpSpec.policy;
+  get handle(): number {
+    return this.ctx?.handle ?? 0;
   }
 
-  protected override vmType(): number {
+  get snpPolicy(): bigint {
+    return this.spec.policy;
+  }
+
+  protected vmType(): VmTypeCode {
     return VmType.SNP;
   }
 
-  protected override init2Args(): { vmsaFeatures?: number } {
-    return this.snpSpec.secureTsc ? { vmsaFeatures: SevFeature.SECURE_TSC } : {};
+  protected init2Args(): SevInitArgs {
+    return this.spec.secureTsc ? { vmsaFeatures: SevFeature.SECURE_TSC } : {};
   }
 
   /** KVM's partial progress: call again with what is left until nothing is. */
-  private update(gpa: number, len: number, type: SnpPageTypeCode): void {
-    const vm = this.kvmSev!;
-    for (let range = { gpa, len }; range.len > 0; ) range = kvm(() => vm.snpLaunchUpdate(this.guest.memory, range, type));
+  private update(ctx: LaunchedVm, gpa: number, len: number, type: SnpPageTypeCode): void {
+    for (let range = { gpa, len }; range.len > 0; ) range = kvm(() => ctx.kvm.snpLaunchUpdate(this.guest.memory, range, type));
   }
 
   /** Machine init: the SNP context and every launch page but the VMSAs. Nothing left behind on failure. */
-  override launch(): void {
-    const vm = this.initVm();
+  launch(): void {
+    const ctx = this.initVm(0, 'KVM_SEV_ES_INIT');
+    const vm = ctx.kvm;
     try {
-      this.handle = kvm(() => vm.snpLaunchStart({ policy: this.snpSpec.policy, gosvw: this.snpSpec.gosvw }));
-      this.state = 'launch-update';
+      ctx.handle = kvm(() => vm.snpLaunchStart({ policy: this.spec.policy, gosvw: this.spec.gosvw }));
+      ctx.state = 'launch-update';
       const mem = this.guest.memory;
       mem.asid = vm.asid;
       // guest_memfd: all guest memory starts private; so does the flash.
@@ -80,20 +70,19 @@ export class SnpGuest extends SevGuest {
       const flash = mem.regions.find((r) => r.name === 'system.flash0');
       if (flash) {
         mem.setPrivate(flash.base, flash.size, true);
-        this.update(flash.base, flash.size, SnpPageType.NORMAL);
+        this.update(ctx, flash.base, flash.size, SnpPageType.NORMAL);
       }
-      const entries = this.guest.ovmfEntries;
-      const withHashes = this.spec.kernelHashes && this.guest.config.kernel !== null;
-      const sections = parseSevMetadata(this.guest.config.firmware, entries);
-      if (withHashes && !sections.some((s) => s.type === SectionType.SNP_KERNEL_HASHES)) {
+      const hashed = this.spec.kernelHashes;
+      const sections = parseSevMetadata(this.guest.config.firmware, this.guest.ovmfEntries);
+      if (hashed && !sections.some((s) => s.type === SectionType.SNP_KERNEL_HASHES)) {
         throw QmpError.generic('SEV: kernel specified but guest firmware has no hashes table GUID');
       }
       for (const s of sections) {
-        const type = sectionPageType(s.type, withHashes);
+        const type = sectionPageType(s.type, hashed !== null);
         if (s.type === SectionType.SNP_SECRETS) this.secretsGpa = s.gpa;
-        if (s.type === SectionType.SNP_KERNEL_HASHES && withHashes) this.writeKernelHashes(s.gpa, s.size);
-        if (s.type === SectionType.CPUID) this.updateCpuid(s.gpa, s.size);
-        else this.update(s.gpa, s.size, type);
+        if (s.type === SectionType.SNP_KERNEL_HASHES && hashed) this.writeKernelHashes(s.gpa, s.size, hashed);
+        if (s.type === SectionType.CPUID) this.updateCpuid(ctx, s.gpa, s.size);
+        else this.update(ctx, s.gpa, s.size, type);
       }
     } catch (e) {
       this.destroy();
@@ -105,7 +94,7 @@ export class SnpGuest extends SevGuest {
    * The CPUID page from the vCPU model. If the firmware refuses it, it has written back what
    * the chip allows: QEMU reports the differences entry by entry and the launch fails.
    */
-  private updateCpuid(gpa: number, size: number): void {
+  private updateCpuid(ctx: LaunchedVm, gpa: number, size: number): void {
     const mem = this.guest.memory;
     const provided = encodeCpuidPage(vcpuCpuid({
       signature: this.vcpuSignature(), avx512: cpuModelHasAvx512(this.spec.cpu, this.host.generation), smp: this.spec.smp,
@@ -113,62 +102,58 @@ export class SnpGuest extends SevGuest {
     }), size);
     mem.write(gpa, provided);
     try {
-      this.update(gpa, size, SnpPageType.CPUID);
+      this.update(ctx, gpa, size, SnpPageType.CPUID);
     } catch (e) {
-      const lines = cpuidMismatchLines(provided, mem.read(gpa, size));
-      const err = e instanceof QmpError ? e.desc : String(e);
-      throw QmpError.generic([err, ...lines, 'SEV-SNP: failed update CPUID page'].join('\n'));
+      if (!(e instanceof QmpError)) throw e;
+      throw QmpError.generic(SevFailure.cpuidPage(e.desc, cpuidMismatchLines(provided, mem.read(gpa, size))));
     }
   }
 
-  private writeKernelHashes(gpa: number, size: number): void {
+  private writeKernelHashes(gpa: number, size: number, images: KernelImages): void {
     const area = readBaseSize(findEntry(this.guest.ovmfEntries, SEV_HASH_TABLE_BLOCK_GUID));
     if (!area || area.base < gpa || area.base >= gpa + size) throw QmpError.generic('SEV: kernel specified but guest firmware has no hashes table GUID');
-    const c = this.guest.config;
-    const read = (p: string | null) => (p === null ? null : readWhole(c.files, 'images', p));
     this.guest.memory.write(gpa, Buffer.alloc(size));
-    this.guest.memory.write(area.base, buildKernelHashesTable(read(c.kernel)!, read(c.initrd), c.append));
+    this.guest.memory.write(area.base, buildKernelHashesTable(images.kernel, images.initrd, images.append));
   }
 
   /**
    * The first run: LAUNCH_FINISH with the VMSAs. A refusal (ID block, policy, signature)
    * ends the launch: QEMU exits, sevd drops the context, ASID and memory.
    */
-  override beforeFirstRun(): void {
-    if (this.state === 'uninit') throw QmpError.generic('SEV: the guest has no finished encryption context');
-    if (this.state !== 'launch-update') return;
-    const vm = this.kvmSev!;
+  beforeFirstRun(): void {
+    const ctx = this.ctx;
+    if (!ctx) throw QmpError.generic('SEV: the guest has no finished encryption context');
+    if (ctx.state !== 'launch-update') return;
+    const s = this.spec;
     try {
-      kvm(() => vm.snpLaunchFinish(this.guest.memory, this.vcpuResets(), this.vmsaFrames(), {
-        idBlock: this.snpSpec.idBlock, idAuth: this.snpSpec.idAuth, authorKeyEn: this.snpSpec.authorKeyEnabled,
-        hostData: this.snpSpec.hostData, vcekDisabled: this.snpSpec.vcekDisabled,
+      kvm(() => ctx.kvm.snpLaunchFinish(this.guest.memory, this.vcpuResets(), this.vmsaFrames(), {
+        idBlock: s.idBlock, idAuth: s.idAuth, authorKeyEn: s.authorKeyEnabled, hostData: s.hostData, vcekDisabled: s.vcekDisabled,
       }));
     } catch (e) {
-      this.destroy();
-      this.guest.memory.discard();
+      this.discard();
       throw e;
     }
-    this.state = 'running';
+    ctx.state = 'running';
   }
 
   /** The host never decrypts an SNP guest (no SNP debug support here): what is stored. */
-  override hostRead(gpa: number, len: number): Buffer {
+  hostRead(gpa: number, len: number): Buffer {
     return this.guest.memory.read(gpa, len);
-  }
-
-  override guestStatus(): { sev: boolean; es: boolean; snp: boolean; features: number } {
-    const on = this.kvmSev !== null;
-    return { sev: on, es: on, snp: on, features: on ? this.kvmSev!.vmsaFeatures : 0 };
   }
 
   /** A guest message through the firmware (the guest's SNP_GUEST_REQUEST); KvmError on refusal. */
   guestRequest(message: Buffer): Buffer {
-    if (!this.kvmSev || this.state !== 'running') throw QmpError.generic('SEV-SNP guest is not running');
-    return this.kvmSev.snpGuestRequest(message);
+    const ctx = this.ctx;
+    if (!ctx || ctx.state !== 'running') throw QmpError.generic('SEV-SNP guest is not running');
+    return ctx.kvm.snpGuestRequest(message);
   }
 
-  override infoLines(): string[] {
-    const p = this.snpSpec.policy;
+  queryMembers(): Record<string, string | number> {
+    return { 'sev-type': 'sev-snp', 'snp-policy': Number(this.spec.policy) };
+  }
+
+  infoLines(): string[] {
+    const p = this.spec.policy;
     return [
       'SEV type: sev-snp',
       `state: ${this.state}`,

@@ -2,7 +2,7 @@
  * Connection limits shared by every listener: at most `perMonitor` clients on one monitor and
  * `total` in the daemon. A client over a limit is told why and disconnected; nobody else notices.
  */
-import { metrics } from '../observability/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export interface ConnectionLimits {
   perMonitor: number;
@@ -13,16 +13,16 @@ export class ConnectionBudget {
   private used = 0;
   readonly byTransport = new Map<string, number>();
 
-  constructor(readonly limits: ConnectionLimits) {}
+  constructor(readonly limits: ConnectionLimits, private readonly metrics?: Metrics) {}
 
   /** Returns a release function, or the reason the connection is refused. */
   acquire(transport: string, monitorSessions: number): (() => void) | string {
     if (this.used >= this.limits.total) {
-      metrics.rejectedConnections.inc({ reason: 'total' });
+      this.metrics?.rejectedConnections.inc({ reason: 'total' });
       return `sevd: too many connections (limit ${this.limits.total})`;
     }
     if (monitorSessions >= this.limits.perMonitor) {
-      metrics.rejectedConnections.inc({ reason: 'monitor' });
+      this.metrics?.rejectedConnections.inc({ reason: 'monitor' });
       return `sevd: too many connections to this monitor (limit ${this.limits.perMonitor})`;
     }
     this.used++;

@@ -1,5 +1,5 @@
 /**
- * The WebSocket listener (interface.md §4, §6): fastify serves HTTP, `ws` takes the
+ * The WebSocket listener (docs/interface.md §4, §6): fastify serves HTTP, `ws` takes the
  * upgrade. `/qmp` is the control monitor, `/qmp/<name>` a guest monitor, `/qga/<name>` a
  * guest agent. Offering subprotocol `binary` gets QEMU's mode (binary frames carrying the
  * raw byte stream); otherwise one JSON message per text frame each way.
@@ -20,13 +20,13 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Monitor } from '../qmp/monitor.js';
 import { QmpSession } from '../qmp/session.js';
 import type { ConnectionBudget } from './connection-budget.js';
-import { metrics } from '../observability/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export interface WebSocketOptions {
   host: string;
   port: number;
   token: string | null;
-  /** Further tokens, each full or read-only (interface §14). */
+  /** Further tokens, each full or read-only (docs/interface.md §14). */
   tokens?: { token: string; access: 'full' | 'read-only' }[];
   allowedOrigins: string[];
   /**
@@ -43,9 +43,9 @@ export interface WebSocketOptions {
   budget?: ConnectionBudget;
   /** PEM certificate and key: the listener speaks HTTPS/WSS. */
   tls?: { cert: Buffer; key: Buffer } | null;
-  /** GET /metrics body (Prometheus text). */
-  metrics?: () => string;
-  /** The operator view's static files (web/), served at / (interface §12). */
+  /** The daemon's metrics: GET /metrics renders them; refusals count into them. */
+  metrics?: Metrics;
+  /** The operator view's static files (web/), served at / (docs/interface.md §12). */
   webRoot?: string | null;
   /** More HTTP routes (the KDS endpoint). */
   routes?: (app: FastifyInstance) => void;
@@ -112,16 +112,16 @@ export class WebSocketListener {
     this.app.addHook('onRequest', async (req, reply) => {
       if (req.url === '/healthz' || req.url.startsWith('/vcek/')) return;
       if (!this.hostAllowed(req.headers.host)) {
-        metrics.refusals.inc({ reason: 'host' });
+        this.opts.metrics?.refusals.inc({ reason: 'host' });
         return reply.code(403).type('text/plain').send('403 Forbidden: unknown Host\n');
       }
     });
     this.app.get('/healthz', async () => ({ status: 'ok' }));
     if (opts.metrics) {
-      const render = opts.metrics;
+      const metrics = opts.metrics;
       this.app.get('/metrics', async (req, reply) => {
         if (!this.metricsAllowed(req)) return reply.code(401).type('text/plain').send('401 Unauthorized\n');
-        return reply.type('text/plain; version=0.0.4').send(render());
+        return reply.type('text/plain; version=0.0.4').send(metrics.render());
       });
     }
     if (opts.webRoot) this.serveWeb(opts.webRoot);
@@ -193,7 +193,7 @@ export class WebSocketListener {
       return reject(socket, 400, 'Bad Request');
     }
     if (!this.hostAllowed(req.headers.host)) {
-      metrics.refusals.inc({ reason: 'host' });
+      this.opts.metrics?.refusals.inc({ reason: 'host' });
       return reject(socket, 403, 'Forbidden');
     }
     const offered = (req.headers['sec-websocket-protocol'] ?? '')
@@ -215,7 +215,7 @@ export class WebSocketListener {
     if (!target) return reject(socket, 404, 'Not Found');
     // Whoever talks to the guest agent writes guest memory: never with a read-only token.
     if (readOnly && target.agent) {
-      metrics.refusals.inc({ reason: 'read-only-agent' });
+      this.opts.metrics?.refusals.inc({ reason: 'read-only-agent' });
       return reject(socket, 403, 'Forbidden');
     }
     const binary = offered.includes('binary');

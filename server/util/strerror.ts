@@ -15,6 +15,12 @@ const TEXTS: Record<string, string> = {
   EBUSY: 'Device or resource busy',
   EINVAL: 'Invalid argument',
   ENOTTY: 'Inappropriate ioctl for device',
+  ENXIO: 'No such device or address',
+  EAGAIN: 'Resource temporarily unavailable',
+  EMFILE: 'Too many open files',
+  EADDRINUSE: 'Address already in use',
+  EADDRNOTAVAIL: 'Cannot assign requested address',
+  ECONNREFUSED: 'Connection refused',
 };
 
 /** Linux errno numbers of the codes above (ioctl results are negative errnos). */

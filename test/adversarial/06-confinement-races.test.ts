@@ -7,62 +7,18 @@
  * full token: nothing lands outside, nothing outside is loaded, refusals are `not allowed`.
  */
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QmpClient, QMPError } from '../../clients/qmp/client.js';
+import { QmpClient } from '../../clients/qmp/client.js';
 import { startSevd, type SevdProcess } from '../helpers/sevd-process.js';
+import { hammer, NO_SWAPPER, swapper } from '../helpers/dir-swapper.js';
+import { outcome } from '../helpers/qmp-outcome.js';
 
 const FULL = 'full-token-0123456789';
 const RACE_MS = 2500;
 /** Firmware images in the race: more than the cache keeps (8). */
 const IMAGES = 12;
-
-/**
- * The attacker: a child process flipping `sub` between its directory and a symlink to
- * `outside` in a tight loop for `ms`. Each flip is one renameat2(RENAME_EXCHANGE) of `sub`
- * and `sub.link` (Python's ctypes reaches it; node has no binding), so `sub` always exists:
- * every moment it is either the directory or the link.
- */
-const SWAPPER = `
-import ctypes, os, sys, time
-sub, outside, ms = sys.argv[1], sys.argv[2], int(sys.argv[3])
-libc = ctypes.CDLL(None, use_errno=True)
-link = sub + '.link'
-def exchange():
-    if libc.renameat2(-100, sub.encode(), -100, link.encode(), 2) != 0:
-        raise OSError(ctypes.get_errno(), 'renameat2')
-os.symlink(outside, link)
-flips = 0
-end = time.monotonic() + ms / 1000
-while time.monotonic() < end:
-    exchange()
-    flips += 1
-if os.path.islink(sub):
-    exchange()
-os.unlink(link)
-print(flips)
-`;
-const NO_SWAPPER = spawnSync('python3', ['-c', 'import ctypes; ctypes.CDLL(None).renameat2']).status !== 0 ? 'needs python3 and renameat2 (glibc 2.28+)' : false;
-
-function swapper(sub: string, outside: string, ms: number): Promise<number> {
-  const p = spawn('python3', ['-c', SWAPPER, sub, outside, String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  p.stdout.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => p.once('exit', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`swapper exited ${code}`)))));
-}
-
-/** undefined for success, else the QMP error text. */
-async function outcome(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    if (e instanceof QMPError) return e.desc;
-    throw e;
-  }
-}
 
 async function ws(sevd: SevdProcess, path: string) {
   return QmpClient.connect(`ws://127.0.0.1:${sevd.wsPort}${path}`, { headers: { Authorization: `Bearer ${FULL}` }, timeoutMs: 10000 });
@@ -75,18 +31,6 @@ function scratch(t: { teardown(fn: () => unknown): void }) {
   for (const d of [images, outside]) mkdirSync(d);
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return { dir, images, outside };
-}
-
-/** Issues commands from `workers` concurrent loops until `until` settles; returns every outcome. */
-async function hammer(until: Promise<unknown>, workers: number, one: (i: number) => Promise<string | undefined>): Promise<(string | undefined)[]> {
-  let done = false;
-  void until.finally(() => (done = true));
-  const results: (string | undefined)[] = [];
-  let next = 0;
-  await Promise.all(Array.from({ length: workers }, async () => {
-    while (!done) results.push(await one(next++));
-  }));
-  return results;
 }
 
 t.test('pmemsave while dumps/sub flips between a directory and a symlink: nothing lands outside', { skip: NO_SWAPPER }, async (t) => {

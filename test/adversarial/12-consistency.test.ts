@@ -10,22 +10,13 @@ import { readFileSync } from 'node:fs';
 import { QmpClient, QMPError } from '../../clients/qmp/client.js';
 import { startSevd, type SevdProcess } from '../helpers/sevd-process.js';
 import { control } from '../helpers/migration.js';
+import { refusal } from '../helpers/qmp-outcome.js';
 
 const FULL = 'full-token-0123456789';
 const RO = 'read-only-token-0123456789';
 
 async function ws(sevd: SevdProcess, path: string, token: string) {
   return QmpClient.connect(`ws://127.0.0.1:${sevd.wsPort}${path}`, { headers: { Authorization: `Bearer ${token}` }, timeoutMs: 5000 });
-}
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof QMPError) return e.desc;
-    throw e;
-  }
-  return '(no error)';
 }
 
 // What web/app.js sends: on load and on every refresh (control monitor, then each guest's), and on clicks.

@@ -2,7 +2,7 @@
  * npm run bench: QMP throughput and latency of sevd, against a real QEMU measured in the
  * same run when qemu-system-x86_64 is installed. Results go to bench-results.json.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { startSevd } from '../helpers/sevd-process.js';
@@ -115,7 +115,35 @@ async function platformBench(controlPath: string): Promise<void> {
   await c.close();
 }
 
+/**
+ * `npm run bench -- SECTION…` runs only those sections (qmp, sev, migration, snp, hostile, ops)
+ * and merges their figures into an existing bench-results.json; no argument runs them all.
+ */
+const only = new Set(process.argv.slice(2));
+const wanted = (section: string) => only.size === 0 || only.has(section);
+
 async function main(): Promise<void> {
+  if (wanted('qmp')) await qmpSection();
+  if (wanted('sev')) {
+    await launchUpdateBench(report);
+    await fullLaunchBench(report);
+    await manyGuestsBench(report);
+  }
+  if (wanted('migration')) await migrationBench(report);
+  if (wanted('snp')) await snpBench(report);
+  if (wanted('hostile')) await hostileBench(report);
+  if (wanted('ops')) {
+    const load = await connectionLoad(100, 1000, 10);
+    report('ops: 1,000 connections over 100 guests', { held: load.connections, requests: load.requests, rps: Math.round(load.rps), p50: Number(load.p50.toFixed(2)), p99: Number(load.p99.toFixed(2)) });
+    const soak = launchSoak(10000);
+    report('ops: 10,000 launch/destroy cycles', { seconds: Number(soak.seconds.toFixed(1)), rssWarmMiB: Number(soak.rssWarmMiB.toFixed(1)), rssEndMiB: Number(soak.rssEndMiB.toFixed(1)), contextsLeft: soak.contextsLeft });
+  }
+  const previous = only.size > 0 && existsSync('bench-results.json') ? JSON.parse(readFileSync('bench-results.json', 'utf8')) : {};
+  writeFileSync('bench-results.json', JSON.stringify({ ...previous, ...results }, null, 2) + '\n');
+  console.log('\nwritten to bench-results.json');
+}
+
+async function qmpSection(): Promise<void> {
   const guests = Array.from({ length: 100 }, (_, i) => ({ name: `g${i}`, memory: '4G', paused: true }));
   const sevd = await startSevd({ guests });
   try {
@@ -150,18 +178,6 @@ async function main(): Promise<void> {
   } finally {
     await sevd.stop();
   }
-  await launchUpdateBench(report);
-  await fullLaunchBench(report);
-  await manyGuestsBench(report);
-  await migrationBench(report);
-  await snpBench(report);
-  await hostileBench(report);
-  const load = await connectionLoad(100, 1000, 10);
-  report('ops: 1,000 connections over 100 guests', { held: load.connections, requests: load.requests, rps: Math.round(load.rps), p50: Number(load.p50.toFixed(2)), p99: Number(load.p99.toFixed(2)) });
-  const soak = launchSoak(10000);
-  report('ops: 10,000 launch/destroy cycles', { seconds: Number(soak.seconds.toFixed(1)), rssWarmMiB: Number(soak.rssWarmMiB.toFixed(1)), rssEndMiB: Number(soak.rssEndMiB.toFixed(1)), contextsLeft: soak.contextsLeft });
-  writeFileSync('bench-results.json', JSON.stringify(results, null, 2) + '\n');
-  console.log('\nwritten to bench-results.json');
 }
 
 await main();

@@ -9,8 +9,8 @@ import { startSevd } from '../helpers/sevd-process.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const CLI = resolve('dist/clients/owner/cli.js');
-// The project's shared fixtures when present beside the checkout (as in CI), else the same public data copied here.
-const SHARED = existsSync(resolve('../shared/fixtures/chips')) ? resolve('../shared/fixtures') : resolve('test/fixtures');
+// Real chips' certificates (public data; provenance in test/fixtures/README.md).
+const FIXTURES = resolve('test/fixtures');
 const F = 'test/fixtures';
 const owner = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 const tmp = mkdtempSync(join(tmpdir(), 'sev-owner-'));
@@ -24,7 +24,7 @@ t.test('verify: the real Naples and Rome chains against AMD\'s roots by generati
   for (const gen of ['naples', 'rome']) {
     const dir = join(tmp, gen);
     spawnSync('mkdir', ['-p', dir]);
-    for (const n of ['cek', 'oca', 'pek', 'pdh']) writeFileSync(join(dir, `${n}.cert`), readFileSync(join(SHARED, 'chips', gen, `${n}.cert`)));
+    for (const n of ['cek', 'oca', 'pek', 'pdh']) writeFileSync(join(dir, `${n}.cert`), readFileSync(join(FIXTURES, 'chips', gen, `${n}.cert`)));
     const r = owner('verify', '--dir', dir, '--generation', gen);
     t.equal(r.status, 0, `${gen}: ${r.stdout.trim()}`);
     const wrong = owner('verify', '--dir', dir, '--generation', gen === 'naples' ? 'rome' : 'naples');

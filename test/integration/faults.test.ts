@@ -1,5 +1,5 @@
 /**
- * Fault injection (interface §13), as a developer testing a management tool uses it: every
+ * Fault injection (docs/interface.md §13), as a developer testing a management tool uses it: every
  * firmware command a QMP command or a guest launch uses fails on demand with QEMU's exact
  * text, nothing is left behind, and the next call succeeds once the fault is used up;
  * migration connections are cut, corrupted or stalled; monitors delay replies or hang up.

@@ -1,5 +1,5 @@
 /**
- * The SNP platform (interface §9, §11): status, SNP_CONFIG, SNP_COMMIT and the TCB stand-in;
+ * The SNP platform (docs/interface.md §9, §11): status, SNP_CONFIG, SNP_COMMIT and the TCB stand-in;
  * the VCEK per TCB and its X.509 chain over the KDS-compatible endpoint, checked with
  * independent code (node's X509Certificate for the RSA-PSS chain, @peculiar/x509 to read
  * the extensions) against AMD's real VCEKs as the format reference.

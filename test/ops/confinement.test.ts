@@ -1,5 +1,5 @@
 /**
- * Confinement (interface §14), tried as an attacker holding a WebSocket token would: no
+ * Confinement (docs/interface.md §14), tried as an attacker holding a WebSocket token would: no
  * file outside the operator's directories is written, created, opened or read, whatever
  * the name (absolute, `../`, a symlink planted in an allowed directory, a FIFO that would
  * block any open). Unix-socket clients keep QEMU's behaviour unless `confine: all`.
@@ -10,8 +10,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QmpClient, QgaClient, QMPError } from '../../clients/qmp/client.js';
+import { QmpClient, QgaClient } from '../../clients/qmp/client.js';
 import { startSevd, type SevdProcess } from '../helpers/sevd-process.js';
+import { refusal } from '../helpers/qmp-outcome.js';
 
 const FULL = 'full-token-0123456789';
 const RO = 'read-only-token-0123456789';
@@ -28,17 +29,6 @@ function layout() {
   // A FIFO: opening it for reading would block until a writer comes, so a reply proves no open.
   execFileSync('mkfifo', [join(outside, 'fifo')]);
   return { dir, images, inputs, outside };
-}
-
-/** The QMP error a call ends with. */
-async function refusal(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof QMPError) return e.desc;
-    throw e;
-  }
-  return '(no error)';
 }
 
 async function ws(sevd: SevdProcess, path: string, token = FULL) {

@@ -5,7 +5,7 @@ import { InputVisitor } from '../../server/dispatch/input-visitor.js';
 import { parseVersion } from '../../server/dispatch/version.js';
 import { JsonStreamer } from '../../server/qmp/json/streamer.js';
 import type { QDict } from '../../server/qmp/json/qobject.js';
-import { QmpError } from '../../server/qmp/errors.js';
+import { QmpError } from '../../server/errors/qmp-error.js';
 import type { Expr } from '../../schema/defs.js';
 
 const exprs: Expr[] = [

@@ -14,7 +14,7 @@ import { decodePacketHeader, decodeSession } from '../../abi/launch-crypto.js';
 import { decodeReport } from '../../abi/attestation-report.js';
 import { parseOvmfTable } from '../../abi/ovmf-table.js';
 import { parseSecretTable } from '../../abi/efi-secret-table.js';
-import { glibBase64Decode } from '../../server/dispatch/glib-base64.js';
+import { glibBase64Decode } from '../../server/util/base64.js';
 import { encodeHeader, encodeRecord, type StreamRecord } from '../../server/migration/stream.js';
 import { StreamFormatError, StreamParser } from '../../server/migration/stream-parser.js';
 import { readFileSync } from 'node:fs';

@@ -1,6 +1,6 @@
 /**
  * SEV-ES through the firmware and KVM layer code (no second copy of any formula): vectors
- * E1, E2 and S0 of sev-es-snp.md §8 as launch digests the firmware computes (read back from
+ * E1, E2 and S0 (computed independently with virtee/sev-snp-measure) as launch digests the firmware computes (read back from
  * its signed attestation report), and the seed's KVM_SEV_INIT2 rules, each error case.
  */
 import t from 'tap';

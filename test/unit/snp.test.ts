@@ -1,5 +1,5 @@
 /**
- * SEV-SNP guests through the firmware and KVM layer code: vectors N1–N4 of sev-es-snp.md §8
+ * SEV-SNP guests through the firmware and KVM layer code: vectors N1–N4 (launch digests computed independently with virtee/sev-snp-measure)
  * as the MEASUREMENT of a report the firmware signs after a launch run the way QEMU runs it
  * (KVM's partial LAUNCH_UPDATE progress looped over), the SNP VMSA page hashes, guest
  * message sequence numbers, and the launch refusals.

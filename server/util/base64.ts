@@ -1,7 +1,8 @@
 /**
- * GLib's g_base64_decode (qmp-protocol.md §14.10), which QEMU uses for every base64
- * argument: never fails; skips characters outside the alphabet; '=' counts as a zero
- * sextet and trims the group's output; an incomplete final group is dropped.
+ * QEMU's two base64 decoders. GLib's g_base64_decode (glib/gbase64.c), which QEMU
+ * uses for every base64 QMP argument: never fails; skips characters outside the alphabet;
+ * '=' counts as a zero sextet and trims the group's output; an incomplete final group is
+ * dropped. And qbase64_decode, strict, for object properties (sev-snp-guest's id-block, …).
  */
 const RANK = new Int16Array(256).fill(-1);
 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.split('').forEach((ch, i) => (RANK[ch.charCodeAt(0)] = i));
@@ -29,4 +30,10 @@ export function glibBase64Decode(text: string): Buffer {
     }
   }
   return out.subarray(0, o);
+}
+
+/** qbase64_decode: the standard alphabet, whole groups, padding only at the end; null when not valid. */
+export function qbase64Decode(text: string): Buffer | null {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return null;
+  return Buffer.from(text, 'base64');
 }

@@ -14,16 +14,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Monitor } from '../qmp/monitor.js';
 import { QmpSession, type SessionSink } from '../qmp/session.js';
-import { Dispatcher, type Args, type Handler } from '../dispatch/dispatcher.js';
+import { Dispatcher, type Handlers } from '../dispatch/dispatcher.js';
+import type { SchemaType } from '../dispatch/schema-types.js';
 import { compiledSchema } from '../dispatch/compiled-schema.js';
 import { commonHandlers, type SessionContext } from '../dispatch/common-commands.js';
 import { schema } from '../../schema/index.js';
-import { QmpError } from '../qmp/errors.js';
-import { sevCapabilitiesHandler, type SevHostContext } from '../daemon/sev-platform-commands.js';
+import { QmpError } from '../errors/qmp-error.js';
+import { sevCapabilitiesHandler, type SevHostContext } from './sev-platform-commands.js';
+import { monitorHooks } from './monitor-hooks.js';
 import { UnixListener } from '../transport/unix-socket.js';
-import type { GuestRegistry } from '../daemon/registry.js';
-import type { HostContext } from '../daemon/host.js';
-import type { Vm } from '../daemon/vm.js';
+import type { GuestRegistry } from './registry.js';
+import type { HostContext } from './host.js';
+import type { Vm } from './vm.js';
 import type { FileAccess } from '../confinement/paths.js';
 
 interface Connection {
@@ -59,6 +61,7 @@ export class LaunchSocket {
       dispatcher: new Dispatcher<LaunchContext>(compiledSchema(schema, 'launch', host.version), this.handlers()),
       context: { sev: host.sev, cbitpos: host.config.platform.cbitpos, connection: (s) => bySession.get(s)! },
       version: host.version, packageName: host.packageName, limits: host.sessionLimits, log: host.log, owner: null,
+      hooks: monitorHooks('launch', null, host.faults, host.metrics),
     });
     this.server = net.createServer((socket) => this.accept(socket, bySession));
   }
@@ -70,7 +73,7 @@ export class LaunchSocket {
     return l;
   }
 
-  private handlers(): Record<string, Handler<LaunchContext>> {
+  private handlers(): Handlers<LaunchContext> {
     return {
       ...commonHandlers<LaunchContext>(),
       'query-sev-capabilities': sevCapabilitiesHandler<LaunchContext>(),
@@ -97,26 +100,25 @@ export class LaunchSocket {
   }
 
   /** guest-add with the inline session inputs written where only sevd reads them. */
-  private async add(raw: Args): Promise<Vm> {
-    const { 'sev-inputs': inputs, pid, ...spec } = raw as Args & { 'sev-inputs'?: { 'dh-cert'?: string; session?: string } };
-    const thread = pid === undefined ? 0 : checkPid(pid as number);
+  private async add({ 'sev-inputs': inputs, pid, ...spec }: SchemaType<'LaunchGuestSpec'>): Promise<Vm> {
+    const thread = pid === undefined ? 0 : checkPid(Number(pid));
     const confined = this.host.paths.access('launch');
     const own = new Set<string>();
     let dir: string | null = null;
     if (inputs && (inputs['dh-cert'] !== undefined || inputs.session !== undefined)) {
-      const sev = spec['sev-guest'] as Args | undefined;
-      if (!sev) throw QmpError.generic("'sev-inputs' needs a 'sev-guest' object");
+      if (!spec['sev-guest']) throw QmpError.generic("'sev-inputs' needs a 'sev-guest' object");
       dir = mkdtempSync(join(tmpdir(), 'sevd-launch-'));
       const put = (member: 'dh-cert-file' | 'session-file', text: string) => {
         const file = join(dir!, member);
         writeFileSync(file, text, { mode: 0o600, flag: 'wx' });
         own.add(file);
-        spec['sev-guest'] = { ...(spec['sev-guest'] as Args), [member]: file };
+        spec['sev-guest'] = { ...spec['sev-guest']!, [member]: file };
       };
       if (inputs['dh-cert'] !== undefined) put('dh-cert-file', inputs['dh-cert']);
       if (inputs.session !== undefined) put('session-file', inputs.session);
     }
     const files: FileAccess = {
+      origin: 'launch',
       resolve: (kind, name) => (kind === 'inputs' && own.has(name) ? name : confined.resolve(kind, name)),
       openForRead: (kind, name) =>
         kind === 'inputs' && own.has(name) ? openSync(name, constants.O_RDONLY | constants.O_NOFOLLOW) : confined.openForRead(kind, name),
