@@ -34,6 +34,7 @@ export const controlSchema = [
   { struct: 'SevGuestProperties', before: '9.1.0', data: sevGuestProperties },
   { struct: 'SevGuestProperties', since: '9.1.0', before: '9.2.0', data: { ...sevGuestProperties, '*legacy-vm-type': 'bool' } },
   { struct: 'SevGuestProperties', since: '9.2.0', data: { ...sevGuestProperties, '*legacy-vm-type': 'OnOffAuto' } },
+  { struct: 'GuestFirmwareNodes', data: { format: 'str', storage: 'str' } },
   {
     struct: 'GuestSpec',
     data: {
@@ -47,11 +48,19 @@ export const controlSchema = [
       '*incoming': 'StrOrNull',
       '*smp': 'uint32',
       '*cpu': 'str',
+      // sevd's extension (docs/interface.md §15): the block-node names of the firmware flash.
+      '*firmware-nodes': 'GuestFirmwareNodes',
       '*sev-snp-guest': { type: 'SevSnpGuestProperties', since: '9.1.0' },
       '*sev-guest': 'SevGuestProperties',
     },
   },
   { command: 'guest-add', data: 'GuestSpec', boxed: true, monitors: ['control'] },
+  // The launch socket's guest-add (docs/interface.md §15): GUEST_SPEC, plus what a launcher
+  // running as libvirt's QEMU user can read and sevd cannot (libvirt's per-domain directory):
+  // the sev-guest object's dh-cert-file and session-file contents, base64 text as in the files.
+  { struct: 'LaunchSevInputs', data: { '*dh-cert': 'str', '*session': 'str' } },
+  { struct: 'LaunchGuestSpec', base: 'GuestSpec', data: { '*sev-inputs': 'LaunchSevInputs', '*pid': 'int' } },
+  { command: 'guest-add', data: 'LaunchGuestSpec', boxed: true, monitors: ['launch'] },
   { command: 'guest-del', data: { name: 'str' }, monitors: ['control'] },
   {
     struct: 'GuestInfo',

@@ -45,7 +45,8 @@ export interface AlternateExpr extends Versioned {
   alternate: string;
   data: Readonly<Record<string, TypeRef>>;
 }
-export type Monitor = 'control' | 'guest' | 'agent';
+/** `launch`: the launch socket (docs/interface.md §15). */
+export type Monitor = 'control' | 'guest' | 'agent' | 'launch';
 export interface CommandExpr extends Versioned {
   command: string;
   /** Inline members, or the name of a struct (boxed when `boxed` is true). */

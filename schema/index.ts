@@ -9,11 +9,13 @@ import { sevPlatformSchema } from './sev-platform.js';
 import { sevSchema } from './sev.js';
 import { migrationSchema } from './migration.js';
 import { faultSchema } from './faults.js';
+import { machineSchema } from './machine.js';
 
 /** The schema with its literal types: what the server derives handler types from. */
 export const schemaLiterals = [
   ...monitorSchema,
   ...runStateSchema,
+  ...machineSchema,
   ...controlSchema,
   ...sevPlatformSchema,
   ...sevSchema,

@@ -2,9 +2,9 @@
 import type { Expr } from './defs.js';
 
 export const runStateSchema = [
-  // qapi/machine.json (the members sevd can fill: no threads, no topology props).
+  // qapi/machine.json (CpuInstanceProperties: schema/machine.ts).
   { enum: 'SysEmuTarget', data: ['x86_64'] },
-  { struct: 'CpuInfoFast', data: { 'cpu-index': 'int', 'qom-path': 'str', 'thread-id': 'int', target: 'SysEmuTarget' } },
+  { struct: 'CpuInfoFast', data: { 'cpu-index': 'int', 'qom-path': 'str', 'thread-id': 'int', '*props': 'CpuInstanceProperties', target: 'SysEmuTarget' } },
   { command: 'query-cpus-fast', readOnly: true, returns: ['CpuInfoFast'], monitors: ['guest'] },
   {
     enum: 'RunState',

@@ -12,7 +12,7 @@ export const sevPlatformSchema = [
       'reduced-phys-bits': 'int',
     },
   },
-  { command: 'query-sev-capabilities', readOnly: true, returns: 'SevCapability', monitors: ['control', 'guest'] },
+  { command: 'query-sev-capabilities', readOnly: true, returns: 'SevCapability', monitors: ['control', 'guest', 'launch'] },
   { enum: 'SevPlatformState', data: ['uninit', 'init', 'working'] },
   { enum: 'SevPlatformOwner', data: ['self', 'external'] },
   {

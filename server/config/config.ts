@@ -194,6 +194,11 @@ function configJsonSchema(): Record<string, unknown> {
         },
       },
       user: account, group: account,
+      launch: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { group: account, mode: { anyOf: [u(0o777), { type: 'string', pattern: '^0?[0-7]{3}$' }] } },
+      },
       guests: { type: 'array', items: guestSpec },
       // Each FAULT is checked against the QMP schema's Fault union at start-up.
       faults: { type: 'array', items: { type: 'object' } },
@@ -227,6 +232,7 @@ export function validateConfig(raw: unknown, source: string): SevdConfig {
     platform: { ...DEFAULT_CONFIG.platform, ...r.platform, snp: { ...DEFAULT_CONFIG.platform.snp, ...r.platform?.snp } },
     limits: { ...DEFAULT_CONFIG.limits, ...r.limits },
     paths: { ...DEFAULT_CONFIG.paths, ...r.paths },
+    launch: { ...DEFAULT_CONFIG.launch, ...r.launch },
     guests: r.guests ?? DEFAULT_CONFIG.guests,
   };
 }

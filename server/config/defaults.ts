@@ -77,6 +77,8 @@ export interface SevdConfig {
   guests: Record<string, unknown>[];
   /** FAULT objects armed from the start (docs/interface.md §13). */
   faults: Record<string, unknown>[];
+  /** The launch socket (docs/interface.md §15): its group and mode ("0660" or a number). */
+  launch: { group: string | number | null; mode: string | number };
 }
 
 export const DEFAULT_CONFIG: SevdConfig = {
@@ -101,5 +103,6 @@ export const DEFAULT_CONFIG: SevdConfig = {
   user: null,
   group: null,
   faults: [],
+  launch: { group: null, mode: '0600' },
   guests: [{ name: 'demo', memory: '512M', paused: true, 'sev-guest': { policy: 1 } }],
 };

@@ -18,7 +18,8 @@ import type { Metrics } from '../observability/metrics.js';
 export type FileKind = 'images' | 'inputs' | 'dumps' | 'migration';
 export type ConfineMode = 'websocket' | 'all' | 'none';
 /** Where a command came from: the transport of its session, or the operator's config. */
-export type Origin = 'unix' | 'websocket' | 'config';
+/** `launch`: the launch socket (docs/interface.md §15), confined unless confinement is off. */
+export type Origin = 'unix' | 'websocket' | 'config' | 'launch';
 
 export type PathDirectories = Record<FileKind, string[]>;
 
@@ -77,6 +78,7 @@ export class PathPolicy {
 
   confines(origin: Origin): boolean {
     if (origin === 'config') return false;
+    if (origin === 'launch') return this.mode !== 'none';
     return this.mode === 'all' || (this.mode === 'websocket' && origin === 'websocket');
   }
 

@@ -41,6 +41,7 @@ import { generationFeatures } from '../firmware/generations.js';
 import { prepareHost, type HostSetup } from './host-setup.js';
 import { vmDispatchers } from './vm.js';
 import { monitorHooks } from './monitor-hooks.js';
+import { LaunchSocket } from './launch-socket.js';
 
 export const SEVD_VERSION = '0.1.0';
 
@@ -82,6 +83,7 @@ export class Daemon {
   /** This daemon's metrics: another daemon in the process keeps its own. */
   readonly metrics = new Metrics();
   private controlListener?: UnixListener;
+  private launch?: LaunchSocket;
   private ws?: WebSocketListener;
   wsUrl: string | null = null;
   private stopping?: Promise<void>;
@@ -214,10 +216,19 @@ export class Daemon {
       });
       this.wsUrl = await this.ws.listen();
     }
+    // The launch socket (docs/interface.md §15): its own group and mode.
+    const mode = typeof config.launch.mode === 'string' ? parseInt(config.launch.mode, 8) : config.launch.mode;
+    let launchGid;
+    try {
+      launchGid = resolveGid(config.launch.group);
+    } catch (e) {
+      throw new ConfigError(`sevd: $.launch.group: ${(e as Error).message}`);
+    }
+    this.launch = await LaunchSocket.listen(join(config.runDir, 'launch.qmp'), this.registry, this.host, { mode, ...(launchGid === undefined ? {} : { gid: launchGid }) });
     // Ready means the control socket accepts connections: it comes up last.
     this.controlListener = await UnixListener.listen(this.controlPath, this.control, { ...this.host.socketOwner, budget: this.host.budget });
     this.log.info(
-      { control: this.controlPath, guests: this.registry.list().map((v) => ({ name: v.name, qmp: v.qmpPath, qga: v.qgaPath })), websocket: this.wsUrl },
+      { control: this.controlPath, launch: join(config.runDir, 'launch.qmp'), guests: this.registry.list().map((v) => ({ name: v.name, qmp: v.qmpPath, qga: v.qgaPath })), websocket: this.wsUrl },
       'sevd ready',
     );
   }
@@ -286,6 +297,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.log.info({ reason }, 'sevd shutting down');
       await this.controlListener?.close();
+      await this.launch?.close();
       await this.ws?.close();
       await this.registry.delAll(reason === 'host-qmp-quit' ? 'host-signal' : reason);
       this.host.sevHost.memory.stopHelper();

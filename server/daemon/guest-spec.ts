@@ -57,7 +57,8 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
     memoryBytes = m;
   }
   const firmwarePath = str(a['firmware']);
-  const firmware = firmwarePath === null ? builtinFirmware() : readFirmware(files, firmwarePath);
+  const flash = firmwarePath === null ? null : readFirmware(files, firmwarePath);
+  const firmware = flash?.image ?? builtinFirmware();
   const smp = a['smp'] === undefined ? 1 : Number(a['smp']);
   if (!Number.isInteger(smp) || smp < 1 || smp > MAX_SMP) {
     throw new SpecError('smp', `Invalid SMP CPUs ${String(a['smp'])}. The max CPUs supported by machine 'q35' is ${MAX_SMP}`);
@@ -122,6 +123,9 @@ export async function normalizeGuestSpec(raw: Args, files: FileAccess = UNCONFIN
       origin: files.origin,
       smp,
       vmsaPages: es ? smp : 0,
+      cpu,
+      firmwareNodes: (a['firmware-nodes'] as { format: string; storage: string } | undefined) ?? null,
+      firmwareAllocated: flash?.allocated ?? 0,
     },
     sev,
   };

@@ -36,7 +36,7 @@ function expectedKind(d: OwnDirectories, dir: string, name: string): Kind | unde
     // The default dumps/ and migration/ of an earlier run with other paths.
     if (name === 'dumps' || name === 'migration') return 'directory';
   }
-  if (dir === d.runDir && name === 'sevd.qmp') return 'socket';
+  if (dir === d.runDir && (name === 'sevd.qmp' || name === 'launch.qmp')) return 'socket';
   if (dir === guestsDir(d) && /\.(qmp|qga)$/.test(name)) return 'socket';
   return undefined;
 }
@@ -54,7 +54,7 @@ const is = (st: Stats, kind: Kind) => (kind === 'file' ? st.isFile() : kind === 
 
 function where(d: OwnDirectories, dir: string): string {
   if (dir === d.stateDir) return 'the state directory (sevd keeps platform.json, guests.json, dumps/ and migration/ there)';
-  if (dir === d.runDir) return 'the run directory (sevd keeps sevd.qmp and guests/ there)';
+  if (dir === d.runDir) return 'the run directory (sevd keeps sevd.qmp, launch.qmp and guests/ there)';
   return "the run directory's guests/ (sevd keeps the guests' .qmp and .qga sockets there)";
 }
 

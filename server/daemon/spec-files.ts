@@ -94,9 +94,12 @@ export function checkSpecFile(files: FileAccess, member: FileMember, path: strin
   if (path !== null) withFile(files, member, path, () => undefined);
 }
 
-/** A firmware image: through the cache, with its size rule. */
-export function readFirmware(files: FileAccess, path: string): Buffer {
-  const image = withFile(files, 'firmware', path, (fd, st) => {
+/**
+ * A firmware image, through the cache, with its size rule; and the bytes the file takes on
+ * disk (QEMU's block-node `actual-size`, docs/interface.md §15), from the same descriptor.
+ */
+export function readFirmware(files: FileAccess, path: string): { image: Buffer; allocated: number } {
+  const read = withFile(files, 'firmware', path, (fd, st) => {
     const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
     let cached = firmwareCache.get(key);
     if (!cached) {
@@ -105,8 +108,9 @@ export function readFirmware(files: FileAccess, path: string): Buffer {
       if (firmwareCache.size >= 8) firmwareCache.delete(firmwareCache.keys().next().value!);
       firmwareCache.set(key, cached);
     }
-    return cached;
+    return { image: cached, allocated: st.blocks * 512 };
   });
-  if (image.length === 0 || image.length % 4096 !== 0 || image.length > MAX_FIRMWARE) throw firmwareSizeError(path, image.length);
-  return image;
+  const n = read.image.length;
+  if (n === 0 || n % 4096 !== 0 || n > MAX_FIRMWARE) throw firmwareSizeError(path, n);
+  return read;
 }

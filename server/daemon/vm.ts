@@ -27,8 +27,10 @@ import type { NormalizedSpec } from './guest-spec.js';
 import type { HostContext } from './host.js';
 import { sevCapabilitiesHandler, type SevHostContext } from './sev-platform-commands.js';
 import { monitorHooks } from './monitor-hooks.js';
+import { MachineView } from '../guest/machine-view.js';
+import { machineHandlers, type MachineContext } from '../guest/machine-commands.js';
 
-type VmGuestContext = GuestContext & SevHostContext & SevGuestContext & MigrationContext;
+type VmGuestContext = GuestContext & SevHostContext & SevGuestContext & MigrationContext & MachineContext;
 
 /** The command tables of every guest's monitor and agent, for one QEMU version. */
 export interface VmDispatchers {
@@ -44,6 +46,7 @@ export function vmDispatchers(version: Version): VmDispatchers {
       ...guestHandlers(),
       ...sevGuestHandlers<VmGuestContext>(),
       ...migrationHandlers<VmGuestContext>(),
+      ...machineHandlers<VmGuestContext>(),
       'query-sev-capabilities': sevCapabilitiesHandler<VmGuestContext>(),
     }),
     agent: new Dispatcher(compiledSchema(schema, 'agent', version), agentHandlers()),
@@ -57,6 +60,8 @@ export class Vm {
   readonly qgaPath: string;
   private listeners: UnixListener[] = [];
   readonly migration: VmMigration;
+  /** The pid libvirt sees as every vCPU thread: the launcher's for a launcher-made guest (§15). */
+  vcpuThread = process.pid;
 
   constructor(readonly spec: NormalizedSpec, private readonly host: HostContext, onExit: (vm: Vm) => void) {
     const sevHost = host.sevHost;
@@ -99,7 +104,10 @@ export class Vm {
     guest.monitor = new Monitor({
       kind: 'guest',
       dispatcher: host.dispatchers.guest,
-      context: { guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos, sevGuest: sev, migration: this.migration, paths: host.paths },
+      context: {
+        guest, vmm, sev: host.sev, cbitpos: host.config.platform.cbitpos, sevGuest: sev, migration: this.migration, paths: host.paths,
+        machine: new MachineView(guest, `unix:${this.qmpPath},server=on`, host.config.platform.generation, () => this.vcpuThread),
+      },
       version,
       packageName: host.packageName,
       limits,
@@ -170,8 +178,12 @@ export class Vm {
     }
   }
 
+  /** Called once the VM is closed (the launch socket ends its launcher's connection then). */
+  readonly closeHooks: (() => void)[] = [];
+
   /** Closes the sockets and every connection to them; the firmware context is decommissioned. */
   async close(): Promise<void> {
+    for (const hook of this.closeHooks.splice(0)) hook();
     this.migration.close();
     this.sev?.destroy();
     const ls = this.listeners;

@@ -66,6 +66,8 @@ export class CompiledSchema {
     for (const e of all) {
       const name = exprName(e);
       if (!inRange(version, e.since, e.before)) continue;
+      // A command may be defined once per monitor (guest-add: control and launch).
+      if (('command' in e || 'event' in e) && !e.monitors.includes(monitor)) continue;
       if (this.exprs.has(name)) throw new Error(`schema: ${name} defined twice`);
       this.exprs.set(name, e);
     }

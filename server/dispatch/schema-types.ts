@@ -95,3 +95,6 @@ export type CommandReturns<N extends CommandName> = ReturnsOf<Extract<CommandExp
 
 /** A named schema type in the form handlers return it (for helpers that build part of a return). */
 export type ReturnedType<N extends string> = NamedType<N, OutBuiltins>;
+
+/** A named schema type (struct, enum, union, alternate) as the visitor delivers it. */
+export type SchemaType<N extends string> = NamedType<N, InBuiltins>;

@@ -69,10 +69,6 @@ export function guestHandlers(): Handlers<GuestContext> {
     'query-name': (_a, { guest }) => ({ name: guest.name }),
     'query-uuid': (_a, { guest }) => ({ UUID: guest.uuid }),
     'query-kvm': () => ({ enabled: true, present: true }),
-    'query-cpus-fast': (_a, { guest }) =>
-      Array.from({ length: guest.config.smp }, (_, i) => ({
-        'cpu-index': i, 'qom-path': `/machine/unattached/device[${i}]`, 'thread-id': process.pid, target: 'x86_64',
-      })),
     stop: (_a, { guest }) => guest.stop(),
     cont: (_a, { guest, vmm }) => guest.cont(() => vmm.beforeFirstRun(), () => vmm.afterRun?.()),
     system_reset: (_a, { guest }) => guest.systemReset(),

@@ -32,6 +32,12 @@ export interface GuestConfig {
   smp: number;
   /** Frames set aside for VMSAs (SEV-ES: one per vCPU; otherwise 0). */
   vmsaPages: number;
+  /** The vCPU model (a QEMU x86 CPU model name, or `host`). */
+  cpu: string;
+  /** The firmware flash's block-node names (libvirt's `-blockdev`); null: sevd's defaults. */
+  firmwareNodes: { format: string; storage: string } | null;
+  /** The firmware file's bytes on disk when it was read (its block node's actual-size). */
+  firmwareAllocated: number;
 }
 
 export interface GuestEvents {

@@ -35,7 +35,7 @@ export interface MonitorHooks {
 }
 
 export interface MonitorOptions<C> {
-  kind: 'control' | 'guest' | 'agent';
+  kind: 'control' | 'guest' | 'agent' | 'launch';
   dispatcher: Dispatcher<C>;
   /** Everything a handler needs but its session (added per call). */
   context: Omit<C, 'session'>;

@@ -33,7 +33,7 @@ export interface SessionSink {
 
 /** Who is on the other end: the transport, and whether its credential only reads. */
 export interface SessionAccess {
-  origin: 'unix' | 'websocket';
+  origin: 'unix' | 'websocket' | 'launch';
   readOnly: boolean;
 }
 

@@ -29,9 +29,16 @@ export class UnixListener {
   }
 
   static async listen(path: string, monitor: Monitor<any>, opts: UnixListenerOptions = {}): Promise<UnixListener> {
+    const l = new UnixListener(path, monitor, opts);
+    await UnixListener.bind(l.server, path, opts);
+    return l;
+  }
+
+  /** Binds `server` at `path`, private from the first instant, then gives it its mode and group. */
+  static async bind(server: net.Server, path: string, opts: { mode?: number; gid?: number }): Promise<void> {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     await unlink(path).catch(() => undefined);
-    const l = new UnixListener(path, monitor, opts);
+    const l = { server };
     const mode = opts.mode ?? 0o600;
     // The socket is bound synchronously inside listen(): the umask keeps it private from the
     // first instant, and is restored before anything else can run (listeners open concurrently).
@@ -51,7 +58,6 @@ export class UnixListener {
     await listening;
     await chmod(path, mode);
     if (opts.gid !== undefined) await chown(path, -1, opts.gid);
-    return l;
   }
 
   private accept(socket: net.Socket, monitor: Monitor<any>): void {

@@ -16,12 +16,18 @@ export interface QemuProcess {
   stop(): Promise<void>;
 }
 
-export async function startQemu(): Promise<QemuProcess> {
+/**
+ * `args` replaces the default machine options; the QMP socket is always added, as `-qmp`
+ * or, given `chardev`, as libvirt adds it (`-chardev socket,id=…` and `-mon`).
+ */
+export async function startQemu(args = ['-machine', 'q35,accel=tcg', '-S', '-nodefaults', '-display', 'none'], chardev?: string): Promise<QemuProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'sevd-qemu-'));
   const qmpPath = join(dir, 'qmp.sock');
   const proc = spawn(
     QEMU_BINARY,
-    ['-machine', 'q35,accel=tcg', '-S', '-nodefaults', '-display', 'none', '-qmp', `unix:${qmpPath},server=on,wait=off`],
+    [...args, ...(chardev
+      ? ['-chardev', `socket,id=${chardev},path=${qmpPath},server=on,wait=off`, '-mon', `chardev=${chardev},id=monitor,mode=control`]
+      : ['-qmp', `unix:${qmpPath},server=on,wait=off`])],
     { stdio: 'ignore' },
   );
   const deadline = Date.now() + 15000;

@@ -1,6 +1,6 @@
 /**
  * Generates docs/qmp-reference.md from schema/, as QEMU's QMP reference is generated from
- * its QAPI: per monitor (control, guest, guest agent) every command with its arguments,
+ * its QAPI: per monitor (control, guest, guest agent, launch socket) every command with its arguments,
  * return type and whether a read-only credential may run it, then the events. The schema
  * is the single source, so the reference cannot drift (test/unit/docs-stale.test.ts).
  * Run: `npm run docs`.
@@ -15,6 +15,7 @@ const MONITORS: readonly [Monitor, string, string][] = [
   ['control', 'Control monitor', '`run/sevd.qmp`, WebSocket `/qmp` (docs/interface.md §5)'],
   ['guest', 'Guest monitor', '`run/guests/<name>.qmp`, WebSocket `/qmp/<name>` (docs/interface.md §7)'],
   ['agent', 'Guest agent', '`run/guests/<name>.qga`, WebSocket `/qga/<name>` (docs/interface.md §8)'],
+  ['launch', 'Launch socket', '`run/launch.qmp` only, until its `guest-add` hands the connection over to that guest\'s monitor (docs/interface.md §15)'],
 ];
 
 const typeName = (t: TypeRef) => (typeof t === 'string' ? t : `[${t[0]}]`);
@@ -86,7 +87,7 @@ export function renderQmpReference(exprs: readonly Expr[] = schema): string {
     '',
     '<!-- Generated from schema/ by test/tools/qmp-doc.ts: do not edit; run `npm run docs`. -->',
     '',
-    "Every command and event of sevd's three monitors, from the same schema that validates",
+    "Every command and event of sevd's monitors, from the same schema that validates",
     'arguments, shapes replies and answers `query-qmp-schema`. Types are QAPI types (`[T]` is a',
     'list of `T`); the struct, enum and union definitions are in `schema/` and in `query-qmp-schema`.',
     'Versions are QEMU versions: with `qemuVersion` set (docs/configuration.md) a member or command',
