@@ -15,6 +15,7 @@ import { migrationBench } from './migration-bench.js';
 import { snpBench } from './snp-bench.js';
 import { connectionLoad, launchSoak } from './ops-bench.js';
 import { hostileBench } from './hostile-bench.js';
+import { libvirtBench } from './libvirt-bench.js';
 
 const RUNS = 3;
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
@@ -156,6 +157,7 @@ async function main(): Promise<void> {
   await migrationBench(report);
   await snpBench(report);
   await hostileBench(report);
+  await libvirtBench(report);
   const load = await connectionLoad(100, 1000, 10);
   report('ops: 1,000 connections over 100 guests', { held: load.connections, requests: load.requests, rps: Math.round(load.rps), p50: Number(load.p50.toFixed(2)), p99: Number(load.p99.toFixed(2)) });
   const soak = launchSoak(10000);
