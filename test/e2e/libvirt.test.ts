@@ -14,7 +14,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RawClient } from '../helpers/raw-client.js';
 import { buildLaunchSession, buildSecretPacket, launchDigest, verifyMeasurement } from '../helpers/guest-owner.js';
-import { domainXml, ENV, libvirtUnavailable, OVMF, openLibvirtHost, URI, virsh } from '../helpers/libvirt-host.js';
+import { domainXml, ENV, libvirtUnavailable, OVMF, openLibvirtHost, URI, VIRT_TYPE, virsh } from '../helpers/libvirt-host.js';
 
 // libvirt's host capabilities alone take seconds on a loaded machine: a generous budget.
 t.setTimeout(600000);
@@ -23,7 +23,7 @@ t.test('libvirt runs SEV and SEV-ES domains on sevd', { skip: libvirtUnavailable
   t.teardown(() => host.close());
   const { ctl, emulator, dir, define, nothingLeft } = host;
 
-  const caps = virsh('domcapabilities', '--emulatorbin', emulator, '--arch', 'x86_64', '--machine', 'pc-q35-7.2', '--virttype', 'kvm');
+  const caps = virsh('domcapabilities', '--emulatorbin', emulator, '--arch', 'x86_64', '--machine', 'pc-q35-7.2', '--virttype', VIRT_TYPE);
   t.match(caps, /<sev supported='yes'>/, 'domcapabilities: SEV supported');
   const sevCaps = await ctl.execute<{ pdh: string; cbitpos: number }>('query-sev-capabilities');
   t.match(caps, new RegExp(`<cbitpos>${sevCaps.cbitpos}</cbitpos>`), "sevd's cbitpos");

@@ -16,6 +16,8 @@ export const LAUNCHER = resolve('dist/clients/qemu-launcher/main.js');
 export const OVMF = '/usr/share/OVMF/OVMF_CODE.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
 export const URI = 'qemu:///system';
+/** sevd needs no KVM; libvirt's domain type follows what the host has (CI may lack /dev/kvm). */
+export const VIRT_TYPE: 'kvm' | 'qemu' = existsSync('/dev/kvm') ? 'kvm' : 'qemu';
 // virt-qemu-sev-validate is `#!/usr/bin/env python3`: Debian's python3 has its modules.
 export const ENV = { ...process.env, PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env['PATH'] ?? ''}` };
 
@@ -36,7 +38,7 @@ export interface DomainOptions {
   /** Omitted: a plain domain. */
   sev?: { policy: number; dhCert?: string; session?: string };
   vcpus?: number;
-  /** `kvm` (default) or `qemu` (TCG). */
+  /** `kvm` or `qemu` (TCG); default VIRT_TYPE. */
   type?: 'kvm' | 'qemu';
 }
 
@@ -50,7 +52,7 @@ export function domainXml(name: string, o: DomainOptions): string {
     ${o.sev.session ? `<session>${o.sev.session}</session>` : ''}
   </launchSecurity>`
     : '';
-  return `<domain type='${o.type ?? 'kvm'}'>
+  return `<domain type='${o.type ?? VIRT_TYPE}'>
   <name>${name}</name>
   <memory unit='MiB'>256</memory>
   <vcpu>${o.vcpus ?? 1}</vcpu>
