@@ -10,7 +10,7 @@
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RawClient } from '../helpers/raw-client.js';
 import { buildLaunchSession, buildSecretPacket, launchDigest, verifyMeasurement } from '../helpers/guest-owner.js';
@@ -19,6 +19,7 @@ import { domainXml, ENV, libvirtUnavailable, OVMF, openLibvirtHost, URI, VIRT_TY
 // libvirt's host capabilities alone take seconds on a loaded machine: a generous budget.
 t.setTimeout(600000);
 t.test('libvirt runs SEV and SEV-ES domains on sevd', { skip: libvirtUnavailable(), timeout: 600000 }, async (t) => {
+  const hadDevSev = existsSync('/dev/sev');
   const host = await openLibvirtHost();
   t.teardown(() => host.close());
   const { ctl, emulator, dir, define, nothingLeft } = host;
@@ -97,4 +98,7 @@ t.test('libvirt runs SEV and SEV-ES domains on sevd', { skip: libvirtUnavailable
   const t2 = Date.now();
   while (!(await nothingLeft()) && Date.now() - t2 < 3000) await new Promise((r) => setTimeout(r, 20));
   t.ok(await nothingLeft(), 'nothing left in sevd');
+  // Here as well as in the teardown: the daemons this test started are stopped before tap ends.
+  await host.close();
+  t.notOk(existsSync('/dev/sev') && !hadDevSev, '/dev/sev removed again');
 });

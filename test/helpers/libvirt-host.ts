@@ -84,7 +84,7 @@ export interface LibvirtHost {
   close(): Promise<void>;
 }
 
-async function until(what: string, ok: () => boolean, ms = 15000): Promise<void> {
+async function until(what: string, ok: () => boolean, ms = 60000): Promise<void> {
   const t0 = Date.now();
   while (!ok()) {
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
