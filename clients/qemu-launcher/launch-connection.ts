@@ -8,6 +8,8 @@ export class LaunchConnection {
   private buf = Buffer.alloc(0);
   private waiters: (() => void)[] = [];
   closed = false;
+  /** The text of the last message read (sevd writes it in QEMU's format). */
+  lastLine = '';
 
   private constructor(readonly socket: net.Socket) {
     socket.on('data', (d: Buffer) => {
@@ -45,7 +47,10 @@ export class LaunchConnection {
         this.buf = this.buf.subarray(i + 1);
         if (!line) continue;
         const m = JSON.parse(line) as Record<string, any>;
-        if (m['event'] === undefined) return m;
+        if (m['event'] === undefined) {
+          this.lastLine = line;
+          return m;
+        }
         continue;
       }
       if (this.closed) throw new Error('sevd closed the launch connection');

@@ -35,13 +35,14 @@ function relayArgs(argv: readonly string[], privatePath: string): string[] {
   return out;
 }
 
-async function sevCapabilities(config: LauncherConfig): Promise<Record<string, any> | null> {
+/** sevd's reply line (QEMU's format), or null when sevd cannot say. */
+async function sevCapabilities(config: LauncherConfig): Promise<string | null> {
   try {
     const c = await LaunchConnection.connect(config.launchSocket);
     try {
       await c.negotiate();
       const r = await c.execute('query-sev-capabilities');
-      return r['error'] ? null : r;
+      return r['error'] ? null : c.lastLine;
     } finally {
       c.close();
     }
@@ -77,7 +78,9 @@ function relay(client: net.Socket, privatePath: string, config: LauncherConfig):
         if (msg?.['execute'] === 'query-sev-capabilities') {
           const r = await sevCapabilities(config);
           if (r) {
-            client.write(JSON.stringify({ return: r['return'], ...(msg['id'] !== undefined ? { id: msg['id'] } : {}) }) + '\r\n');
+            // QEMU writes "return" before "id": sevd's line with the request's id appended.
+            const id = msg['id'] !== undefined ? `, "id": ${JSON.stringify(msg['id'])}` : '';
+            client.write(`${r.slice(0, -1)}${id}}\r\n`);
             return;
           }
         }

@@ -15,6 +15,7 @@ import { migrationBench } from './migration-bench.js';
 import { snpBench } from './snp-bench.js';
 import { connectionLoad, launchSoak } from './ops-bench.js';
 import { hostileBench } from './hostile-bench.js';
+import { libvirtBench } from './libvirt-bench.js';
 
 const RUNS = 3;
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
@@ -116,7 +117,7 @@ async function platformBench(controlPath: string): Promise<void> {
 }
 
 /**
- * `npm run bench -- SECTION…` runs only those sections (qmp, sev, migration, snp, hostile, ops)
+ * `npm run bench -- SECTION…` runs only those sections (qmp, sev, migration, snp, hostile, libvirt, ops)
  * and merges their figures into an existing bench-results.json; no argument runs them all.
  */
 const only = new Set(process.argv.slice(2));
@@ -132,6 +133,7 @@ async function main(): Promise<void> {
   if (wanted('migration')) await migrationBench(report);
   if (wanted('snp')) await snpBench(report);
   if (wanted('hostile')) await hostileBench(report);
+  if (wanted('libvirt')) await libvirtBench(report);
   if (wanted('ops')) {
     const load = await connectionLoad(100, 1000, 10);
     report('ops: 1,000 connections over 100 guests', { held: load.connections, requests: load.requests, rps: Math.round(load.rps), p50: Number(load.p50.toFixed(2)), p99: Number(load.p99.toFixed(2)) });

@@ -149,7 +149,9 @@ t.test('sevd-qemu', async (t) => {
     c.send('{"execute":"qmp_capabilities","id":"libvirt-1"}\r\n');
     await c.next();
     c.send('{"execute":"query-sev-capabilities","id":"libvirt-2"}\r\n');
-    const caps = JSON.parse(await c.next());
+    const capsLine = await c.next();
+    t.match(capsLine, /^\{"return": \{.*\}, "id": "libvirt-2"\}$/, "in QEMU's format");
+    const caps = JSON.parse(capsLine);
     t.same(caps, { return: await ctl.execute('query-sev-capabilities'), id: 'libvirt-2' }, "sevd's SEV capabilities");
     c.send('{"execute":"qom-list-types","arguments":{"implements":"confidential-guest-support"},"id":"libvirt-3"}\r\n');
     t.match(await c.next(), /"sev-guest"/, 'sev-guest among the QOM types');
