@@ -22,7 +22,8 @@ import type { FastifyInstance } from 'fastify';
 import type { EmulatedRoot } from '../firmware/emulated-root.js';
 import { encodeTcb, type SnpProduct, type Tcb } from '../../abi/snp/tcb.js';
 import { hwId, vcekExtensions } from '../../abi/snp/vcek.js';
-import { LruCache, RateLimit } from '../util/lru.js';
+import { LruCache } from '../util/lru.js';
+import { RateLimit } from '../util/rate-limit.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 const subtle = webcrypto.subtle;

@@ -33,14 +33,16 @@ function scratch(t: { teardown(fn: () => unknown): void }) {
   return { dir, images, outside };
 }
 
+/** A daemon whose WebSocket clients (a full token) are confined to `images` and the default dumps. */
+async function confinedSevd(t: { teardown(fn: () => unknown): void }, images: string, guests: unknown[]): Promise<SevdProcess> {
+  const sevd = await startSevd({ websocket: { port: 0, tokens: [{ token: FULL, access: 'full' }] }, paths: { images: [images] }, guests });
+  t.teardown(() => sevd.stop());
+  return sevd;
+}
+
 t.test('pmemsave while dumps/sub flips between a directory and a symlink: nothing lands outside', { skip: NO_SWAPPER }, async (t) => {
   const L = scratch(t);
-  const sevd = await startSevd({
-    websocket: { port: 0, tokens: [{ token: FULL, access: 'full' }] },
-    paths: { images: [L.images] },
-    guests: [{ name: 'g', memory: '16M', paused: true }],
-  });
-  t.teardown(() => sevd.stop());
+  const sevd = await confinedSevd(t, L.images, [{ name: 'g', memory: '16M', paused: true }]);
   const sub = join(sevd.stateDir, 'dumps', 'sub');
   mkdirSync(sub);
   const g = await ws(sevd, '/qmp/g');
@@ -68,12 +70,7 @@ t.test('guest-add firmware while images/sub flips: no guest runs the outside ima
     writeFileSync(join(L.outside, `fw${k}.fd`), Buffer.alloc(64 * 1024, 0xbb));
     for (const d of [sub, L.outside]) utimesSync(join(d, `fw${k}.fd`), when, when);
   }
-  const sevd = await startSevd({
-    websocket: { port: 0, tokens: [{ token: FULL, access: 'full' }] },
-    paths: { images: [L.images] },
-    guests: [],
-  });
-  t.teardown(() => sevd.stop());
+  const sevd = await confinedSevd(t, L.images, []);
   const ctl = await ws(sevd, '/qmp');
   t.teardown(() => ctl.close());
   /** The first byte of a guest's flash (mapped to end at 4 GiB), as its monitor shows it. */
@@ -110,12 +107,7 @@ t.test('guest-add firmware while images/sub flips: no guest runs the outside ima
 
 t.test('a hard link in dumps/ to an outside file is refused and the file left as it was', async (t) => {
   const L = scratch(t);
-  const sevd = await startSevd({
-    websocket: { port: 0, tokens: [{ token: FULL, access: 'full' }] },
-    paths: { images: [L.images] },
-    guests: [{ name: 'g', memory: '16M', paused: true }],
-  });
-  t.teardown(() => sevd.stop());
+  const sevd = await confinedSevd(t, L.images, [{ name: 'g', memory: '16M', paused: true }]);
   const victim = join(L.outside, 'victim');
   writeFileSync(victim, 'victim\n');
   chmodSync(victim, 0o644);
